@@ -1,0 +1,10 @@
+"""The LSTM and its kin: cell, layer, variants, and GRU and plain RNN for comparison."""
+
+from lstmkit.nn.cell import LSTMCell, LSTMWeights, lstm_step
+from lstmkit.nn.gru import GRU
+from lstmkit.nn.lstm import LSTM
+from lstmkit.nn.recording import GateTrace, record_gates
+from lstmkit.nn.rnn import RNN
+
+__all__ = ["GRU", "LSTM", "RNN", "GateTrace", "LSTMCell", "LSTMWeights", "lstm_step",
+           "record_gates"]
