@@ -23,6 +23,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="lstmkit",
         description="LSTM networks from their gate equations, and the jobs they are used for.",
     )
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads for torch (default: torch's; forecasting uses 1, "
+                             "faster for its small networks)")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMAND_MODULES:
         try:
@@ -38,7 +41,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    threads = args.threads or getattr(args, "default_threads", None)
     try:
+        if threads is not None:
+            if threads < 1:
+                raise LstmkitError(f"--threads must be at least 1, got {threads}")
+            import torch
+
+            torch.set_num_threads(threads)
         return int(args.handler(args) or 0)
     except LstmkitError as error:
         print(f"lstmkit: error: {error}", file=sys.stderr)

@@ -239,6 +239,13 @@ class Forecaster:
         embedding = config.series_embedding
         if embedding is None:
             embedding = 4 if num_series > 1 else 0
+        try:
+            return self._network(num_series, embedding)
+        except ValueError as error:  # an LSTM option out of range, from lstm_options
+            raise LstmkitError(f"bad model option: {error}") from None
+
+    def _network(self, num_series: int, embedding: int) -> ForecastNet:
+        config, meta = self.config, self.meta
         return ForecastNet(
             num_features=len(meta["features"]),
             num_future_features=len(meta["future_features"]),
@@ -283,10 +290,11 @@ class Forecaster:
                                        config.horizon, window_center=config.window_center,
                                        window_scale=config.window_scale)
         per_member = torch.stack([
-            self._roll_out(net, inputs.x, inputs.future, inputs.series_id)
+            self._roll_out(net, inputs.x, inputs.future, inputs.series_id).sort(dim=-1).values
             for net in self.members
-        ])  # (M, S, H, Q)
-        combined = per_member.median(dim=0).values.sort(dim=-1).values  # no crossed quantiles
+        ])  # (M, S, H, Q), each member's quantiles in order (no crossing)
+        # the element-wise median of ordered vectors is ordered too
+        combined = per_member.median(dim=0).values
         normalised = inputs.invert(combined.double().numpy())
         ids = inputs.series_id.numpy()
         return self.scaler.inverse_target(normalised, ids), inputs.times
@@ -380,6 +388,9 @@ class Forecaster:
                                    f"config describes ({str(error)[:200]}); the directory is "
                                    "incomplete or from an incompatible version") from None
             forecaster.members.append(net.eval())
+            log = run_dir / "members" / str(k) / "log.csv"
+            if log.is_file():
+                forecaster.histories.append(pd.read_csv(log).to_dict("records"))
         return forecaster
 
 
@@ -463,9 +474,9 @@ def backtest(config: ForecastConfig, data: Any, windows: int = 3, step: int | No
         name: {key: float(np.mean([s[name][key] for s in scores])) for key in scores[0][name]}
         for name in ("model", "naive", "seasonal_naive")
     }
+    mean.update({key: scores[0][key] for key in ("season", "interval") if key in scores[0]})
     return {"windows": scores, "mean": mean, "cutoffs": cutoffs, "refit": refit,
-            "horizon": horizon, "step": step, "fit_seconds": fit_seconds,
-            "season": scores[0]["season"], "interval": scores[0].get("interval")}
+            "horizon": horizon, "step": step, "fit_seconds": fit_seconds}
 
 
 def metrics_table(report: dict[str, Any]) -> str:
