@@ -130,10 +130,13 @@ def _config(args):
 
 def _train(args) -> int:
     from lstmkit.forecast import metrics_table, train_run
+    from lstmkit.train import is_main_process
 
     forecaster, scores = train_run(_config(args), args.data, args.out, holdout=args.holdout,
                                    overwrite=args.overwrite, resume=args.resume,
                                    backtest_windows=args.backtest)
+    if not is_main_process():  # under torchrun, one report is enough
+        return 0
     print(f"trained {len(forecaster.members)} model(s) in {forecaster.fit_seconds:.1f} s; "
           f"run directory {args.out} (report.html)")
     if scores and "model" in scores:
