@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import Dataset, TensorDataset
+from torch.utils.data import Dataset
 
 from lstmkit.data.scaling import SCALER_METHODS, WINDOW_CENTERS, WINDOW_SCALES, SeriesScaler
 from lstmkit.data.splits import cut_data
@@ -152,17 +152,27 @@ class _ForecastLoss:
         return pinball_loss(prediction, y, y_mask, self.quantiles.to(prediction))
 
 
-class _Repeated(Dataset):
-    """The windows repeated `times` times, so one epoch is a useful number of steps."""
+class _Windows(Dataset):
+    """The training windows, repeated ``times`` times so one epoch is a useful number of
+    steps; batches are gathered by tensor indexing rather than item by item."""
 
-    def __init__(self, data: Dataset, times: int) -> None:
-        self.data, self.times = data, times
+    def __init__(self, tensors: tuple[torch.Tensor, ...], times: int) -> None:
+        self.tensors, self.times = tensors, times
+        self.count = len(tensors[0])
 
     def __len__(self) -> int:
-        return len(self.data) * self.times
+        return self.count * self.times
 
-    def __getitem__(self, index: int):
-        return self.data[index % len(self.data)]
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, ...]:
+        return tuple(t[index % self.count] for t in self.tensors)
+
+    def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, ...]:
+        rows = torch.as_tensor(indices) % self.count
+        return tuple(t[rows] for t in self.tensors)
+
+
+def _already_batched(batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+    return batch
 
 
 class Forecaster:
@@ -189,8 +199,8 @@ class Forecaster:
         windows = make_windows(self.scaler.transform(data), config.window, self._steps_out(),
                                window_center=config.window_center,
                                window_scale=config.window_scale)
-        dataset = TensorDataset(*windows.tensors()[:5])
-        steps_per_pass = math.ceil(len(dataset) / config.batch_size)
+        tensors = windows.tensors()[:5]  # x, future, y, y_mask, series_id
+        steps_per_pass = math.ceil(len(windows) / config.batch_size)
         repeats = math.ceil(MIN_STEPS_PER_EPOCH / steps_per_pass)
         train = TrainConfig(
             epochs=math.ceil(config.steps / (steps_per_pass * repeats)),
@@ -210,9 +220,10 @@ class Forecaster:
             torch.manual_seed(seed)
             net = self._build()
             member_dir = None if run_dir is None else Path(run_dir) / "members" / str(member)
-            result = fit(net, _Repeated(dataset, repeats), _ForecastLoss(config.quantiles),
+            result = fit(net, _Windows(tensors, repeats), _ForecastLoss(config.quantiles),
                          dataclasses.replace(train, seed=seed), run_dir=member_dir,
-                         resume=resume and member_dir is not None and member_dir.exists())
+                         resume=resume and member_dir is not None and member_dir.exists(),
+                         collate_fn=_already_batched)
             self.members.append(net.eval())
             self.histories.append(result.history)
         self.fit_seconds = time.perf_counter() - started
@@ -317,15 +328,16 @@ class Forecaster:
     def predict(self, data: Any) -> pd.DataFrame:
         """The next ``horizon`` steps of every series: columns series, time, forecast and
         one column per quantile (q0.1, q0.5, ...); ``forecast`` is the median."""
-        values, times = self.forecast_quantiles(data)
-        rows = []
-        for name, series_times, series_values in zip(self.meta["series"], times, values):
-            frame = pd.DataFrame({"series": name, "time": series_times})
-            frame["forecast"] = series_values[:, self.config.quantiles.index(0.5)]
-            for q, column in zip(self.config.quantiles, series_values.T):
-                frame[f"q{q:g}"] = column
-            rows.append(frame)
-        return pd.concat(rows, ignore_index=True)
+        values, times = self.forecast_quantiles(data)  # (S, H, Q)
+        S, H, Q = values.shape
+        columns: dict[str, Any] = {
+            "series": np.repeat(np.asarray(self.meta["series"], dtype=object), H),
+            "time": np.concatenate([t.values for t in times]),
+            "forecast": values[:, :, self.config.quantiles.index(0.5)].reshape(S * H),
+        }
+        for q, column in zip(self.config.quantiles, values.reshape(S * H, Q).T):
+            columns[f"q{q:g}"] = column
+        return pd.DataFrame(columns)
 
     # --- measuring -----------------------------------------------------------------------
 
