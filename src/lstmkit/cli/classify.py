@@ -1,0 +1,259 @@
+"""``lstmkit classify train | predict | evaluate | inspect``: sequence classification.
+
+    lstmkit classify train reviews.csv --text-column review --label-column stars --run-dir runs/r
+    lstmkit classify predict runs/r --text "loved it" --text "never again"
+    lstmkit classify evaluate runs/r test.csv --output-dir runs/r-test
+    lstmkit classify inspect runs/r --text "loved it" --output-dir runs/r-look
+
+Every option maps onto a field of ClassifierConfig or TrainConfig; one left out keeps
+that field's default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from lstmkit.cli.options import add_lstm_options, lstm_options, write_output
+from lstmkit.errors import LstmkitError
+
+CONFUSION_FILE = "confusion_matrix.png"
+
+# option destination -> ClassifierConfig field (the same name but for --data)
+_CONFIG_FIELDS = {"data_kind": "data"} | {name: name for name in (
+    "text_column", "label_column", "value_columns", "id_column", "step_column",
+    "frame_length", "tokenizer", "vocab_size", "min_count", "lowercase", "max_length",
+    "embedding_dim", "hidden_size", "num_layers", "bidirectional", "pooling", "dropout",
+    "lstm_dropout", "proj_size", "class_weights", "val_fraction", "from_lm", "lr_decay",
+    "gradual_unfreeze",
+)}
+_TRAIN_FIELDS = ("epochs", "batch_size", "lr", "weight_decay", "schedule", "warmup_steps",
+                 "grad_clip", "patience", "seed", "max_steps", "time_budget_s", "device")
+
+
+def _columns(text: str) -> list[str]:
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
+def _units(text: str) -> list[int]:
+    try:
+        return [int(unit) for unit in _columns(text)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"units must be integers separated by commas, "
+                                         f"got {text!r}") from None
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "classify", help="classify texts (sentiment) or numeric sequences",
+        description="Train an LSTM classifier on a CSV/JSONL table of texts or numeric "
+                    "sequences with labels, predict, evaluate beside a simple baseline, "
+                    "and picture where the model looked.")
+    commands = parser.add_subparsers(dest="classify_command", metavar="COMMAND", required=True)
+    _add_train(commands)
+    _add_predict(commands)
+    _add_evaluate(commands)
+    _add_inspect(commands)
+
+
+def _add_data_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("data")
+    group.add_argument("--data", dest="data_kind", choices=("text", "numbers"),
+                       help="what the table holds (default text)")
+    group.add_argument("--text-column", help="column of the texts (default text)")
+    group.add_argument("--label-column", help="column of the labels (default label)")
+    group.add_argument("--value-columns", type=_columns, metavar="A,B",
+                       help="numbers: the value column(s) (default value)")
+    group.add_argument("--id-column", help="numbers, long layout: the sequence id column "
+                                           "(without it: one row per sequence)")
+    group.add_argument("--step-column", help="numbers, long layout: column ordering the steps")
+    group.add_argument("--frame-length", type=int,
+                       help="numbers: stack this many consecutive steps into one LSTM input, "
+                            "for long series (default 1)")
+
+
+def _add_train(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("train", help="train a classifier and write a run directory")
+    parser.add_argument("data", type=Path, help="training table (CSV, TSV or JSONL)")
+    parser.add_argument("--run-dir", type=Path, required=True, help="where the run is written")
+    parser.add_argument("--val-data", type=Path,
+                        help="validation table (default: hold out --val-fraction)")
+    parser.add_argument("--val-fraction", type=float,
+                        help="stratified share held out for validation (default 0.1)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing run (kept until the new one succeeds)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the interrupted run in --run-dir")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_data_options(parser)
+    text = parser.add_argument_group("text")
+    text.add_argument("--tokenizer", choices=("char", "word", "bpe"), help="(default word)")
+    text.add_argument("--vocab-size", type=int, help="most vocabulary entries (default 20000)")
+    text.add_argument("--min-count", type=int, help="drop rarer words/characters (default 1)")
+    text.add_argument("--lowercase", action=argparse.BooleanOptionalAction,
+                      help="fold case (default on)")
+    text.add_argument("--max-length", type=int, help="tokens kept per text (default 256)")
+    text.add_argument("--from-lm", metavar="RUN_DIR",
+                      help="start from this language model's tokenizer, embedding and LSTM "
+                           "(ULMFiT fine-tuning)")
+    text.add_argument("--lr-decay", type=float,
+                      help="with --from-lm: each lower layer's learning rate is divided by "
+                           "this (default 2.6)")
+    text.add_argument("--gradual-unfreeze", action=argparse.BooleanOptionalAction,
+                      help="with --from-lm: unfreeze one layer group per epoch (default on)")
+    model = parser.add_argument_group("model")
+    model.add_argument("--embedding-dim", type=int, help="(default 100)")
+    model.add_argument("--hidden-size", type=int, help="(default 128)")
+    model.add_argument("--num-layers", type=int, help="(default 1)")
+    model.add_argument("--bidirectional", action=argparse.BooleanOptionalAction,
+                       help="(default on)")
+    model.add_argument("--pooling", choices=("last", "mean", "max", "attention"),
+                       help="(default attention)")
+    model.add_argument("--dropout", type=float, help="on embeddings and the pooled summary "
+                                                     "(default 0.2)")
+    model.add_argument("--lstm-dropout", type=float, help="between LSTM layers (default 0)")
+    model.add_argument("--proj-size", type=int, help="LSTM projection size (default 0: none)")
+    model.add_argument("--class-weights", action="store_true", default=None,
+                       help="weigh the loss by inverse class frequency (imbalanced labels)")
+    train = parser.add_argument_group("training")
+    train.add_argument("--epochs", type=int)
+    train.add_argument("--batch-size", type=int)
+    train.add_argument("--lr", type=float)
+    train.add_argument("--weight-decay", type=float)
+    train.add_argument("--schedule")
+    train.add_argument("--warmup-steps", type=int)
+    train.add_argument("--grad-clip", type=float)
+    train.add_argument("--patience", type=int, help="early stopping after this many epochs "
+                                                    "without a better validation loss")
+    train.add_argument("--seed", type=int)
+    train.add_argument("--max-steps", type=int)
+    train.add_argument("--time-budget", dest="time_budget_s", type=float, metavar="S")
+    train.add_argument("--device", help="cpu or cuda")
+    add_lstm_options(parser)
+    parser.set_defaults(handler=train_command)
+
+
+def _add_predict(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("predict", help="class probabilities for a table or texts")
+    parser.add_argument("model_dir", type=Path, help="a classify run directory")
+    parser.add_argument("data", type=Path, nargs="?", help="table to classify")
+    parser.add_argument("--text", action="append", help="a text to classify (repeatable)")
+    parser.add_argument("--output", type=Path, help="write CSV here (default: standard output)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --output")
+    parser.set_defaults(handler=predict_command)
+
+
+def _add_evaluate(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("evaluate", help="scores on a labelled table, beside the "
+                                                  "baseline")
+    parser.add_argument("model_dir", type=Path, help="a classify run directory")
+    parser.add_argument("data", type=Path, help="labelled table")
+    parser.add_argument("--output-dir", type=Path,
+                        help="write metrics.json and confusion_matrix.png here")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing --output-dir")
+    parser.set_defaults(handler=evaluate_command)
+
+
+def _add_inspect(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("inspect", help="attention and cell pictures for one text")
+    parser.add_argument("model_dir", type=Path, help="a classify run directory")
+    parser.add_argument("--text", required=True, help="the text to look at")
+    parser.add_argument("--output-dir", type=Path, required=True,
+                        help="where attention.png, cells.png and inspection.html go")
+    parser.add_argument("--units", type=_units, metavar="3,17",
+                        help="cell units to show (default: the 8 that vary most)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing --output-dir")
+    parser.set_defaults(handler=inspect_command)
+
+
+def _given(args: argparse.Namespace, names: dict[str, str] | tuple[str, ...]) -> dict[str, Any]:
+    pairs = names.items() if isinstance(names, dict) else ((n, n) for n in names)
+    return {field: getattr(args, dest) for dest, field in pairs
+            if getattr(args, dest, None) is not None}
+
+
+def train_command(args: argparse.Namespace) -> int:
+    from lstmkit.report.classify_report import plot_confusion_matrix
+    from lstmkit.rundir import prepare_run_dir
+    from lstmkit.tasks.classify import Classifier, ClassifierConfig
+    from lstmkit.train import TrainConfig, is_main_process
+
+    if not args.resume:
+        prepare_run_dir(args.run_dir, args.overwrite)  # fail before reading any data
+    train = TrainConfig(**_given(args, _TRAIN_FIELDS), progress=not args.quiet)
+    config = ClassifierConfig(**_given(args, _CONFIG_FIELDS), lstm_options=lstm_options(args),
+                              train=train)
+    classifier = Classifier(config)
+    report = classifier.fit(args.data, val_data=args.val_data, run_dir=args.run_dir,
+                            overwrite=args.overwrite, resume=args.resume)
+    if not is_main_process():
+        return 0
+    result = report.train
+    print(f"trained {result.epochs_run} epochs ({result.stop_reason}), best epoch "
+          f"{result.best_epoch}, {report.sequences_per_second:.1f} sequences/s")
+    if report.validation is not None:
+        plot_confusion_matrix(report.validation, args.run_dir / CONFUSION_FILE,
+                              title="validation split")
+        print("validation split:")
+        print(report.validation.summary())
+    print(f"run written to {args.run_dir}")
+    return 0
+
+
+def predict_command(args: argparse.Namespace) -> int:
+    from lstmkit.tasks.classify import Classifier
+
+    if (args.data is None) == (args.text is None):
+        raise LstmkitError("give a table to classify or --text, not both and not neither")
+    if args.output is not None and args.output.exists() and not args.overwrite:
+        # before the model loads; write_output checks again when writing
+        raise LstmkitError(f"{args.output} already exists; pass --overwrite to replace it "
+                           "or choose another file")
+    classifier = Classifier.load(args.model_dir)
+    predictions = classifier.predict(args.text if args.text is not None else args.data)
+    table = predictions.to_csv(index=False)
+    if args.output is None:
+        sys.stdout.write(table)
+    else:
+        write_output(args.output, table, args.overwrite)
+        print(f"{len(predictions)} predictions written to {args.output}")
+    return 0
+
+
+def evaluate_command(args: argparse.Namespace) -> int:
+    from lstmkit.report.classify_report import plot_confusion_matrix
+    from lstmkit.rundir import atomic_write_json, prepare_run_dir, staged_run_dir
+    from lstmkit.tasks.classify import METRICS_FILE, Classifier
+
+    if args.output_dir is not None:
+        prepare_run_dir(args.output_dir, args.overwrite)
+    classifier = Classifier.load(args.model_dir)
+    evaluation = classifier.evaluate(args.data)
+    print(evaluation.summary())
+    if args.output_dir is not None:
+        with staged_run_dir(args.output_dir, args.overwrite) as staging:
+            atomic_write_json(staging / METRICS_FILE, {"evaluation": evaluation.to_json(),
+                                                       "data": str(args.data)})
+            plot_confusion_matrix(evaluation, staging / CONFUSION_FILE, title=str(args.data))
+        print(f"metrics and confusion matrix written to {args.output_dir}")
+    return 0
+
+
+def inspect_command(args: argparse.Namespace) -> int:
+    from lstmkit.report.classify_report import write_inspection
+    from lstmkit.rundir import prepare_run_dir, staged_run_dir
+    from lstmkit.tasks.classify import Classifier
+
+    prepare_run_dir(args.output_dir, args.overwrite)
+    classifier = Classifier.load(args.model_dir)
+    explanation = classifier.explain(args.text, units=args.units)
+    with staged_run_dir(args.output_dir, args.overwrite) as staging:
+        written = write_inspection(explanation, staging)
+    best = max(explanation.probabilities, key=explanation.probabilities.get)
+    print(f"predicted {best!r} ({explanation.probabilities[best]:.3f}); wrote "
+          f"{', '.join(p.name for p in written)} to {args.output_dir}")
+    return 0
