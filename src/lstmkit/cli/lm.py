@@ -1,0 +1,280 @@
+"""``lstmkit lm train | evaluate | generate | inspect``: language models of text.
+
+    lstmkit lm train --run-dir runs/pylm                     # the Python stdlib's source
+    lstmkit lm train notes/ book.txt --pattern "*.md" --run-dir runs/notes
+    lstmkit lm evaluate runs/pylm                             # the corpus's test part
+    lstmkit lm generate runs/pylm --prompt "def " --temperature 0.7 --seed 1
+    lstmkit lm inspect runs/pylm --output-dir runs/pylm-cells
+
+Texts are UTF-8 files, or folders read recursively (``--pattern`` picks the files);
+with none given, training reads the standard library's ``.py`` files. Every option
+maps onto a field of LanguageModelConfig or TrainConfig; one left out keeps its default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+# option destination -> LanguageModelConfig field
+_CONFIG_FIELDS = (
+    "tokenizer", "vocab_size", "min_count", "lowercase", "pattern", "val_fraction",
+    "test_fraction", "embedding_dim", "hidden_size", "num_layers", "proj_size", "tie_weights",
+    "embedding_dropout", "input_dropout", "hidden_dropout", "output_dropout", "weight_drop",
+    "activation_regularisation", "temporal_activation_regularisation", "bptt",
+)
+_TRAIN_FIELDS = ("epochs", "batch_size", "lr", "weight_decay", "schedule", "warmup_steps",
+                 "grad_clip", "patience", "seed", "max_steps", "time_budget_s", "device")
+
+
+def _units(text: str) -> list[int]:
+    try:
+        return [int(unit) for unit in text.split(",") if unit.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"units must be integers separated by commas, "
+                                         f"got {text!r}") from None
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "lm", help="language models: train on text, evaluate, generate, inspect cells",
+        description="Train an LSTM language model (character, word or BPE tokens) on text "
+                    "files, measure perplexity and bits per character, generate text, and "
+                    "picture what single cells track.")
+    commands = parser.add_subparsers(dest="lm_command", metavar="COMMAND", required=True)
+    _add_train(commands)
+    _add_evaluate(commands)
+    _add_generate(commands)
+    _add_inspect(commands)
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--threads", type=int, help="torch CPU threads (1 is fastest on a busy "
+                                                    "machine; default: torch's choice)")
+    parser.add_argument("--cache-dir", type=Path, help="where token streams are kept (default "
+                                                       "$LSTMKIT_CACHE_DIR or ~/.cache/lstmkit)")
+
+
+def _add_train(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("train", help="train a language model on text files")
+    parser.add_argument("text", nargs="*", default=["stdlib"],
+                        help="text files or folders (default: stdlib, the Python standard "
+                             "library's .py files)")
+    parser.add_argument("--run-dir", type=Path, required=True, help="where the run is written")
+    parser.add_argument("--pattern", help="files to read inside folders (default *)")
+    parser.add_argument("--val-fraction", type=float,
+                        help="share of the text, after training's, for validation (default 0.05)")
+    parser.add_argument("--test-fraction", type=float,
+                        help="share of the text at the end for the test (default 0.05)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing run (only once the new one succeeded)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar or epoch lines")
+    _add_common(parser)
+    tokens = parser.add_argument_group("tokens")
+    tokens.add_argument("--tokenizer", choices=("char", "word", "bpe"), help="(default char)")
+    tokens.add_argument("--vocab-size", type=int, help="most vocabulary entries")
+    tokens.add_argument("--min-count", type=int, help="drop rarer pieces (default 1)")
+    tokens.add_argument("--lowercase", action=argparse.BooleanOptionalAction, default=None)
+    model = parser.add_argument_group("model")
+    model.add_argument("--embedding-dim", type=int, help="(default 256)")
+    model.add_argument("--hidden-size", type=int, help="(default 512)")
+    model.add_argument("--num-layers", type=int, help="(default 2)")
+    model.add_argument("--proj-size", type=int, help="LSTM projection size (default 0, off)")
+    model.add_argument("--tie-weights", action=argparse.BooleanOptionalAction, default=None,
+                       help="output layer = embedding matrix (default on)")
+    model.add_argument("--embedding-dropout", type=float, help="whole words (default 0)")
+    model.add_argument("--input-dropout", type=float, help="locked, on embeddings (default 0.1)")
+    model.add_argument("--hidden-dropout", type=float, help="locked, between layers (default 0.1)")
+    model.add_argument("--output-dropout", type=float, help="locked, on the output (default 0.1)")
+    model.add_argument("--weight-drop", type=float, help="DropConnect on W_hh (default 0.2)")
+    model.add_argument("--ar", dest="activation_regularisation", type=float,
+                       help="activation regularisation alpha (default 1)")
+    model.add_argument("--tar", dest="temporal_activation_regularisation", type=float,
+                       help="temporal activation regularisation beta (default 1)")
+    model.add_argument("--bptt", type=int, help="tokens per backpropagation window (default 100)")
+    train = parser.add_argument_group("training")
+    train.add_argument("--epochs", type=int, help="(default 20)")
+    train.add_argument("--batch-size", type=int, help="streams read side by side (default 32)")
+    train.add_argument("--lr", type=float, help="(default 0.003)")
+    train.add_argument("--weight-decay", type=float)
+    train.add_argument("--schedule", help="constant, cosine, linear, onecycle, plateau "
+                                          "(default cosine)")
+    train.add_argument("--warmup-steps", type=int, help="(default 100)")
+    train.add_argument("--grad-clip", type=float, help="(default 1)")
+    train.add_argument("--patience", type=int, help="early stopping after this many epochs "
+                                                    "without improvement (default 3)")
+    train.add_argument("--seed", type=int)
+    train.add_argument("--max-steps", type=int)
+    train.add_argument("--time-budget", dest="time_budget_s", type=float, metavar="S")
+    train.add_argument("--device", help="cpu or cuda")
+    parser.set_defaults(handler=train_command)
+
+
+def _add_evaluate(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("evaluate", help="perplexity and bits per character")
+    parser.add_argument("model_dir", type=Path, help="a language-model run directory")
+    parser.add_argument("text", nargs="*",
+                        help="files or folders to evaluate on, all of them (default: the "
+                             "held-out part of the training corpus)")
+    parser.add_argument("--part", choices=("val", "test"), default="test",
+                        help="held-out part of the training corpus (default test)")
+    parser.add_argument("--batch-size", type=int, default=16, help="streams read side by side")
+    _add_common(parser)
+    parser.set_defaults(handler=evaluate_command)
+
+
+def _add_generate(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("generate", help="generate text after a prompt, streamed")
+    parser.add_argument("model_dir", type=Path, help="a language-model run directory")
+    parser.add_argument("--prompt", default="\n", help="text to start from (default a line break)")
+    parser.add_argument("--max-tokens", type=int, default=500, help="most tokens (default 500)")
+    parser.add_argument("--temperature", type=float, default=1.0,
+                        help="below 1 safer, above 1 wilder (default 1)")
+    parser.add_argument("--top-k", type=int, help="sample among the k likeliest (1: greedy)")
+    parser.add_argument("--top-p", type=float, help="sample among the likeliest tokens holding "
+                                                    "this much probability (nucleus)")
+    parser.add_argument("--seed", type=int, help="the same seed gives the same text")
+    parser.add_argument("--stop", help="stop before this string appears")
+    _add_common(parser)
+    parser.set_defaults(handler=generate_command)
+
+
+def _add_inspect(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("inspect", help="cell activations coloured over a text "
+                                                 "(Karpathy et al. 2015)")
+    parser.add_argument("model_dir", type=Path, help="a language-model run directory")
+    parser.add_argument("--output-dir", type=Path, required=True,
+                        help="where cell_activations.html and .png go")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--text", help="the text to look at")
+    source.add_argument("--file", type=Path, help="a UTF-8 file to look at")
+    parser.add_argument("--characters", type=int, default=2000,
+                        help="first characters of the text or file (default 2000; without "
+                             "--text or --file, of the training corpus's test part)")
+    parser.add_argument("--units", type=_units, metavar="3,17",
+                        help="units to show (default: found by correlation with quotes, "
+                             "comments, brackets, line position, indentation)")
+    parser.add_argument("--layer", type=int, default=-1, help="LSTM layer (default -1, the top)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing --output-dir")
+    _add_common(parser)
+    parser.set_defaults(handler=inspect_command)
+
+
+# --------------------------------------------------------------------------- commands
+
+
+class _LogFormatter(logging.Formatter):
+    """``lstmkit: message`` for progress, ``lstmkit: warning: message`` above it."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        level = "" if record.levelno <= logging.INFO else f"{record.levelname.lower()}: "
+        return f"lstmkit: {level}{record.getMessage()}"
+
+
+@contextlib.contextmanager
+def _session(args: argparse.Namespace, level: int = logging.WARNING) -> Iterator[None]:
+    """Thread count, and lstmkit's log lines on stderr for the length of one command."""
+    import torch
+
+    if args.threads is not None:
+        if args.threads < 1:
+            from lstmkit.errors import LstmkitError
+
+            raise LstmkitError(f"--threads must be at least 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_LogFormatter())
+    package = logging.getLogger("lstmkit")
+    previous = package.level
+    package.addHandler(handler)
+    package.setLevel(level)
+    try:
+        yield
+    finally:
+        package.removeHandler(handler)
+        package.setLevel(previous)
+
+
+def _given(args: argparse.Namespace, names: tuple[str, ...]) -> dict[str, Any]:
+    return {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
+
+
+def train_command(args: argparse.Namespace) -> int:
+    from lstmkit.rundir import prepare_run_dir
+    from lstmkit.tasks.language_model import LanguageModel, LanguageModelConfig
+    from lstmkit.train import TrainConfig
+
+    prepare_run_dir(args.run_dir, args.overwrite)  # fail before reading any text
+    with _session(args, logging.WARNING if args.quiet else logging.INFO):
+        defaults = LanguageModelConfig().train
+        train = TrainConfig(**{**vars(defaults), **_given(args, _TRAIN_FIELDS),
+                               "progress": not args.quiet})
+        config = LanguageModelConfig(**_given(args, _CONFIG_FIELDS), train=train)
+        report = LanguageModel(config).fit(args.text, run_dir=args.run_dir,
+                                           overwrite=args.overwrite, cache_dir=args.cache_dir)
+    print(report.summary())
+    print(f"run written to {args.run_dir}")
+    return 0
+
+
+def evaluate_command(args: argparse.Namespace) -> int:
+    from lstmkit.tasks.language_model import LanguageModel
+
+    with _session(args):
+        model = LanguageModel.load(args.model_dir)
+        evaluation = model.evaluate(args.text or None, part=args.part,
+                                    batch_size=args.batch_size, cache_dir=args.cache_dir)
+    print(evaluation.summary())
+    return 0
+
+
+def generate_command(args: argparse.Namespace) -> int:
+    from lstmkit.tasks.language_model import LanguageModel
+
+    def show(piece: str) -> None:
+        sys.stdout.write(piece)
+        sys.stdout.flush()
+
+    with _session(args):
+        model = LanguageModel.load(args.model_dir)
+        pieces = model.stream(args.prompt, args.max_tokens, args.temperature, args.top_k,
+                              args.top_p, args.seed, args.stop)
+        first = next(pieces, "")  # checks the options and the prompt before printing anything
+        show(args.prompt + first)
+        for piece in pieces:
+            show(piece)
+    show("\n")
+    return 0
+
+
+def inspect_command(args: argparse.Namespace) -> int:
+    from lstmkit.data.token_stream import read_text
+    from lstmkit.errors import LstmkitError
+    from lstmkit.report.cell_activations import write_cell_activations
+    from lstmkit.rundir import prepare_run_dir, staged_run_dir
+    from lstmkit.tasks.language_model import LanguageModel
+
+    prepare_run_dir(args.output_dir, args.overwrite)
+    if args.characters < 1:
+        raise LstmkitError(f"--characters must be at least 1, got {args.characters}")
+    with _session(args):
+        model = LanguageModel.load(args.model_dir)
+        if args.text is not None:
+            text = args.text[:args.characters]
+        elif args.file is not None:
+            text = read_text(args.file, args.characters)
+        else:
+            text = model.held_out_text(args.characters)
+        pieces, activations = model.cell_activations(text, args.layer)
+        with staged_run_dir(args.output_dir, args.overwrite) as staging:
+            write_cell_activations(pieces, activations, staging, args.units,
+                                   title=f"{args.model_dir}: tanh(c) of LSTM layer "
+                                         f"{args.layer % model.config.num_layers}")
+    print(f"wrote cell_activations.html and cell_activations.png to {args.output_dir}")
+    return 0
