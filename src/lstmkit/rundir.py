@@ -396,7 +396,7 @@ def read_config(
             f"model directory {run_dir} does not exist; pass the directory a training run "
             "wrote"
         )
-    for name in (CONFIG_FILE, *required):
+    for name in (CONFIG_FILE,):
         if not (run_dir / name).is_file():
             raise LstmkitError(
                 f"{run_dir} is missing {name}: it is not a complete lstmkit model directory "
@@ -429,4 +429,11 @@ def read_config(
             f"{run_dir}: this is a {config['task']!r} model directory, not a "
             f"{expected_task!r} one; pass a directory written by a {expected_task!r} run"
         )
+    for name in required:
+        if not (run_dir / name).is_file():
+            raise LstmkitError(
+                f"{run_dir} is missing {name}: it is not a complete lstmkit model directory "
+                "(its training run may not have finished); train again or pass another "
+                "directory"
+            )
     return config

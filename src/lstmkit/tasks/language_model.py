@@ -689,7 +689,6 @@ class LanguageModel:
     @classmethod
     def load(cls, run_dir: str | Path) -> LanguageModel:
         """The language model saved in ``run_dir`` (by fit or save)."""
-        read_config(run_dir, TASK)  # another task's directory: say so before naming files
         saved = read_config(run_dir, TASK, required=[MODEL_FILE, TOKENIZER_FILE])
         model = cls(LanguageModelConfig.from_json(saved["language_model"]))
         model.tokenizer = load_tokenizer(Path(run_dir) / TOKENIZER_FILE)
