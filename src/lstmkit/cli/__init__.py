@@ -23,9 +23,6 @@ def build_parser() -> argparse.ArgumentParser:
         prog="lstmkit",
         description="LSTM networks from their gate equations, and the jobs they are used for.",
     )
-    parser.add_argument("--threads", type=int, default=None,
-                        help="CPU threads for torch (default: torch's; forecasting uses 1, "
-                             "faster for its small networks)")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMAND_MODULES:
         try:
@@ -41,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    threads = args.threads or getattr(args, "default_threads", None)
+    threads = getattr(args, "threads", None)
     try:
         if threads is not None:
             if threads < 1:

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from lstmkit.cli.options import add_lstm_options, lstm_options, write_output
+from lstmkit.cli.options import add_lstm_options, add_threads_option, lstm_options, write_output
 from lstmkit.errors import LstmkitError
 
 CONFUSION_FILE = "confusion_matrix.png"
@@ -132,6 +132,7 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
     train.add_argument("--time-budget", dest="time_budget_s", type=float, metavar="S")
     train.add_argument("--device", help="cpu or cuda")
     add_lstm_options(parser)
+    add_threads_option(parser)
     parser.set_defaults(handler=train_command)
 
 
@@ -142,6 +143,7 @@ def _add_predict(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--text", action="append", help="a text to classify (repeatable)")
     parser.add_argument("--output", type=Path, help="write CSV here (default: standard output)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --output")
+    add_threads_option(parser)
     parser.set_defaults(handler=predict_command)
 
 
@@ -154,6 +156,7 @@ def _add_evaluate(commands: argparse._SubParsersAction) -> None:
                         help="write metrics.json and confusion_matrix.png here")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an existing --output-dir")
+    add_threads_option(parser)
     parser.set_defaults(handler=evaluate_command)
 
 
@@ -167,6 +170,7 @@ def _add_inspect(commands: argparse._SubParsersAction) -> None:
                         help="cell units to show (default: the 8 that vary most)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an existing --output-dir")
+    add_threads_option(parser)
     parser.set_defaults(handler=inspect_command)
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from lstmkit.cli.options import add_threads_option
+
 DATA = Path(__file__).resolve().parent.parent / "datasets" / "airline_passengers.csv"
 
 
@@ -16,7 +18,8 @@ def add_parser(subparsers) -> None:
     demo = subparsers.add_parser("demo", help="forecast the bundled airline series (make demo)")
     demo.add_argument("--out", default="runs/demo", help="run directory (replaced each time)")
     demo.add_argument("--ensemble", type=int, default=3)
-    demo.set_defaults(handler=_demo, default_threads=1)
+    add_threads_option(demo, default=1)
+    demo.set_defaults(handler=_demo)
 
 
 def _demo(args) -> int:

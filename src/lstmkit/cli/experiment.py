@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from lstmkit.errors import LstmkitError
+from lstmkit.cli.options import add_threads_option
 from lstmkit.tasks.long_range import (
     LSTM_VARIANTS,
     MODELS,
@@ -61,9 +61,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         sub.add_argument("--eval-every", type=int, default=100,
                          help="steps between test measurements (default 100)")
         sub.add_argument("--seed", type=int, default=0)
-        sub.add_argument("--threads", type=int, default=None,
-                         help="torch CPU threads; 1 is fastest on a busy machine "
-                              "(default: torch's choice)")
+        add_threads_option(sub)
         sub.add_argument("--out", type=Path, default=DEFAULT_OUT,
                          help=f"results folder (default {DEFAULT_OUT})")
         sub.add_argument("--quiet", action="store_true", help="print only the result line")
@@ -71,7 +69,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
 
     config = ExperimentConfig(
         task=args.task, model=args.model, length=getattr(args, "length", 64),
@@ -79,11 +76,6 @@ def run(args: argparse.Namespace) -> int:
         steps=args.steps, time_budget_s=args.time_budget, batch_size=args.batch_size,
         lr=args.lr, eval_every=args.eval_every, seed=args.seed,
     )
-
-    if args.threads is not None:
-        if args.threads < 1:
-            raise LstmkitError(f"--threads must be at least 1, got {args.threads}")
-        torch.set_num_threads(args.threads)
 
     def progress(step: int, seconds: float, metrics: dict[str, float]) -> None:
         if not args.quiet:

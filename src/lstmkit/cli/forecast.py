@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from lstmkit.cli.options import add_lstm_options, lstm_options, write_output
+from lstmkit.cli.options import add_lstm_options, add_threads_option, lstm_options, write_output
 from lstmkit.errors import LstmkitError
 
 
@@ -13,7 +13,6 @@ def add_parser(subparsers) -> None:
     forecast = subparsers.add_parser(
         "forecast", help="time-series forecasting on your own CSV/Parquet data",
         description="Train LSTM forecasters on CSV or Parquet data and use them.")
-    forecast.set_defaults(default_threads=1)
     commands = forecast.add_subparsers(dest="forecast_command", metavar="COMMAND", required=True)
 
     train = commands.add_parser("train", help="train a forecaster and write its run directory")
@@ -29,6 +28,7 @@ def add_parser(subparsers) -> None:
                        help="replace an existing run directory (only once the run succeeds)")
     train.add_argument("--resume", action="store_true",
                        help="continue an interrupted run from its last checkpoint")
+    add_threads_option(train, default=1)  # its networks are small: one thread is faster
     train.set_defaults(handler=_train)
 
     backtest = commands.add_parser("backtest", help="rolling-origin evaluation")
@@ -41,6 +41,7 @@ def add_parser(subparsers) -> None:
                           help="train a new model at every origin (default: train once)")
     backtest.add_argument("--output", help="write the per-window scores here (JSON)")
     backtest.add_argument("--overwrite", action="store_true")
+    add_threads_option(backtest, default=1)  # its networks are small: one thread is faster
     backtest.set_defaults(handler=_backtest)
 
     predict = commands.add_parser("predict", help="forecast past the end of each series")
@@ -48,6 +49,7 @@ def add_parser(subparsers) -> None:
     predict.add_argument("--data", required=True, help="history to forecast from (CSV/Parquet)")
     predict.add_argument("--output", help="write the forecast here (CSV) instead of printing")
     predict.add_argument("--overwrite", action="store_true")
+    add_threads_option(predict, default=1)  # its networks are small: one thread is faster
     predict.set_defaults(handler=_predict)
 
     evaluate = commands.add_parser("evaluate",
@@ -56,6 +58,7 @@ def add_parser(subparsers) -> None:
     evaluate.add_argument("--data", required=True)
     evaluate.add_argument("--holdout", type=int, default=None,
                           help="points at the end of each series to forecast (default: horizon)")
+    add_threads_option(evaluate, default=1)  # its networks are small: one thread is faster
     evaluate.set_defaults(handler=_evaluate)
 
     plot = commands.add_parser("plot", help="write the report (PNG + HTML) for a trained model")
@@ -63,6 +66,7 @@ def add_parser(subparsers) -> None:
     plot.add_argument("--data", required=True)
     plot.add_argument("--holdout", type=int, default=None)
     plot.add_argument("--out", required=True, help="folder for the pictures and report.html")
+    add_threads_option(plot, default=1)  # its networks are small: one thread is faster
     plot.set_defaults(handler=_plot)
 
 

@@ -21,6 +21,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from lstmkit.cli.options import add_threads_option
+
 # option destination -> LanguageModelConfig field
 _CONFIG_FIELDS = (
     "tokenizer", "vocab_size", "min_count", "lowercase", "pattern", "val_fraction",
@@ -54,8 +56,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--threads", type=int, help="torch CPU threads (1 is fastest on a busy "
-                                                    "machine; default: torch's choice)")
+    add_threads_option(parser)
     parser.add_argument("--cache-dir", type=Path, help="where token streams are kept (default "
                                                        "$LSTMKIT_CACHE_DIR or ~/.cache/lstmkit)")
 
@@ -179,15 +180,7 @@ class _LogFormatter(logging.Formatter):
 
 @contextlib.contextmanager
 def _session(args: argparse.Namespace, level: int = logging.WARNING) -> Iterator[None]:
-    """Thread count, and lstmkit's log lines on stderr for the length of one command."""
-    import torch
-
-    if args.threads is not None:
-        if args.threads < 1:
-            from lstmkit.errors import LstmkitError
-
-            raise LstmkitError(f"--threads must be at least 1, got {args.threads}")
-        torch.set_num_threads(args.threads)
+    """lstmkit's log lines on stderr for the length of one command."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_LogFormatter())
     package = logging.getLogger("lstmkit")

@@ -9,6 +9,14 @@ from lstmkit.errors import LstmkitError
 from lstmkit.rundir import atomic_write_text
 
 
+def add_threads_option(parser: argparse.ArgumentParser, default: int | None = None) -> None:
+    """--threads: torch's CPU threads for the command (main() applies it)."""
+    shown = "torch's choice" if default is None else str(default)
+    parser.add_argument("--threads", type=int, default=default,
+                        help=f"torch CPU threads (default: {shown}; small networks and busy "
+                             "machines run faster on 1)")
+
+
 def add_lstm_options(parser: argparse.ArgumentParser) -> None:
     """The variants of lstmkit.nn.LSTM, as options (see its docstring)."""
     group = parser.add_argument_group("LSTM variants")
