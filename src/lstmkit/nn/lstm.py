@@ -114,13 +114,25 @@ class LSTM(RecurrentLayer):
             on.append("recurrent_dropout")
         return on
 
-    def resolved_backend(self) -> str:
-        """The backend a call would run on now (raises if the requested one cannot)."""
+    def resolved_backend(self, x: Tensor | None = None) -> str:
+        """The backend a call on x (T, B, I) would run on now (raises if the requested one cannot).
+
+        For the plain cell, auto picks native over fused only where the benchmark measured
+        it faster at x's shape (kernels/native/choice.py); without x, fused.
+        """
         variants = self.variants_on()
         fused_blocker = (
             f"torch's fused LSTM has no {', '.join(variants)}" if variants else None
         )
-        return resolve_backend(self.backend, fused_blocker, native.unavailable_reason())
+        weight = self.weight_ih_l0
+
+        def native_blocker() -> str | None:
+            return native.config_blocker(weight.device, weight.dtype) or native.unavailable_reason()
+
+        native_preferred = x is not None and native.native_preferred(
+            x.shape, self.hidden_size, weight
+        )
+        return resolve_backend(self.backend, fused_blocker, native_blocker, native_preferred)
 
     # --- weights and noise ------------------------------------------------------------------
 
@@ -160,7 +172,7 @@ class LSTM(RecurrentLayer):
         if self._gate_recorder is not None:
             backend = "reference"
         else:
-            backend = self.resolved_backend()
+            backend = self.resolved_backend(x)
         if backend == "fused":
             output, h_n, c_n = fused.lstm(
                 x, h0, c0, [list(w[:5]) for w in weights], self.bias, self.num_layers,
