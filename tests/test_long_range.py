@@ -120,7 +120,7 @@ def test_lstm_learns_the_adding_problem_below_baseline():
     config = ExperimentConfig("adding", "lstm", 20, hidden=32, batch_size=32, lr=1e-2,
                               steps=400, eval_every=100, test_size=500, time_budget_s=40)
     result, _ = run_experiment(config)
-    assert result.backend == "fused"
+    assert result.backend in ("fused", "native")  # auto: a compiled kernel, never reference
     assert result.final_metric < 0.5 * ADDING_BASELINE_MSE
     assert result.steps_to_beat_baseline is not None
 

@@ -16,7 +16,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from lstmkit.cli.options import add_lstm_options, add_threads_option, lstm_options, write_output
+from lstmkit.cli.options import (
+    add_lstm_options,
+    add_threads_option,
+    lstm_options,
+    unit_list,
+    write_output,
+)
 from lstmkit.errors import LstmkitError
 
 CONFUSION_FILE = "confusion_matrix.png"
@@ -35,14 +41,6 @@ _TRAIN_FIELDS = ("epochs", "batch_size", "lr", "weight_decay", "schedule", "warm
 
 def _columns(text: str) -> list[str]:
     return [name.strip() for name in text.split(",") if name.strip()]
-
-
-def _units(text: str) -> list[int]:
-    try:
-        return [int(unit) for unit in _columns(text)]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"units must be integers separated by commas, "
-                                         f"got {text!r}") from None
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -166,7 +164,7 @@ def _add_inspect(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--text", required=True, help="the text to look at")
     parser.add_argument("--output-dir", type=Path, required=True,
                         help="where attention.png, cells.png and inspection.html go")
-    parser.add_argument("--units", type=_units, metavar="3,17",
+    parser.add_argument("--units", type=unit_list, metavar="3,17",
                         help="cell units to show (default: the 8 that vary most)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an existing --output-dir")

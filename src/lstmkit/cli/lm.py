@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from lstmkit.cli.options import add_threads_option
+from lstmkit.cli.options import add_threads_option, unit_list
 
 # option destination -> LanguageModelConfig field
 _CONFIG_FIELDS = (
@@ -32,14 +32,6 @@ _CONFIG_FIELDS = (
 )
 _TRAIN_FIELDS = ("epochs", "batch_size", "lr", "weight_decay", "schedule", "warmup_steps",
                  "grad_clip", "patience", "seed", "max_steps", "time_budget_s", "device")
-
-
-def _units(text: str) -> list[int]:
-    try:
-        return [int(unit) for unit in text.split(",") if unit.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"units must be integers separated by commas, "
-                                         f"got {text!r}") from None
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -157,7 +149,7 @@ def _add_inspect(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--characters", type=int, default=2000,
                         help="first characters of the text or file (default 2000; without "
                              "--text or --file, of the training corpus's test part)")
-    parser.add_argument("--units", type=_units, metavar="3,17",
+    parser.add_argument("--units", type=unit_list, metavar="3,17",
                         help="units to show (default: found by correlation with quotes, "
                              "comments, brackets, line position, indentation)")
     parser.add_argument("--layer", type=int, default=-1, help="LSTM layer (default -1, the top)")

@@ -17,6 +17,15 @@ def add_threads_option(parser: argparse.ArgumentParser, default: int | None = No
                              "machines run faster on 1)")
 
 
+def unit_list(text: str) -> list[int]:
+    """argparse type for --units 3,17: cell units to picture."""
+    try:
+        return [int(unit) for unit in text.split(",") if unit.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"units must be integers separated by commas, "
+                                         f"got {text!r}") from None
+
+
 def add_lstm_options(parser: argparse.ArgumentParser) -> None:
     """The variants of lstmkit.nn.LSTM, as options (see its docstring)."""
     group = parser.add_argument_group("LSTM variants")

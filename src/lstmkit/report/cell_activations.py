@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from lstmkit.errors import LstmkitError
-from lstmkit.rundir import atomic_path, atomic_write_text
+from lstmkit.rundir import atomic_write_text
 
 COLORMAP = "coolwarm"  # blue (low) .. grey (middle) .. red (high)
 HTML_FILE = "cell_activations.html"
@@ -191,10 +191,7 @@ def _character_grid(pieces: Sequence[str], values: np.ndarray, max_lines: int,
 def render_png(pieces: Sequence[str], activations: np.ndarray, views: Sequence[UnitView],
                path: str | Path, title: str, max_lines: int = 24, max_columns: int = 100) -> None:
     """The same view as a picture: the text's first lines, one panel per unit."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from lstmkit.report.figures import plt, save_figure
 
     shown = "".join(pieces).split("\n")[:max_lines]
     lines, columns = len(shown), min(max_columns, max(len(line) for line in shown) + 1)
@@ -212,9 +209,7 @@ def render_png(pieces: Sequence[str], activations: np.ndarray, views: Sequence[U
         axis.set_yticks([])
     figure.suptitle(title, fontsize=9)
     figure.tight_layout(rect=(0, 0, 1, 1 - 0.35 / size[1]))  # leave 0.35 inch for the title
-    with atomic_path(path) as temporary:
-        figure.savefig(temporary, format="png", dpi=130)
-    plt.close(figure)
+    save_figure(figure, path, dpi=130)
 
 
 def write_cell_activations(pieces: Sequence[str], activations: np.ndarray,

@@ -14,13 +14,10 @@ import html
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import matplotlib
 import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen before pyplot loads)
-
-from lstmkit.rundir import atomic_path, atomic_write_text  # noqa: E402
+from lstmkit.report.figures import plt, save_figure
+from lstmkit.rundir import atomic_write_text
 
 if TYPE_CHECKING:
     from lstmkit.tasks.classify import Evaluation, Explanation
@@ -28,14 +25,6 @@ if TYPE_CHECKING:
 ATTENTION_FILE = "attention.png"
 CELLS_FILE = "cells.png"
 INSPECTION_FILE = "inspection.html"
-
-
-def _save(figure: plt.Figure, path: str | Path) -> Path:
-    path = Path(path)
-    with atomic_path(path) as temporary:
-        figure.savefig(temporary, format="png", dpi=110, bbox_inches="tight")
-    plt.close(figure)
-    return path
 
 
 def _token_width(count: int) -> float:
@@ -66,7 +55,7 @@ def plot_confusion_matrix(evaluation: Evaluation, path: str | Path,
                        f"macro-F1 {scores.macro_f1:.3f}", fontsize=9)
     if title:
         figure.suptitle(title)
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def plot_attention(tokens: list[str], weights: np.ndarray, path: str | Path) -> Path:
@@ -77,7 +66,7 @@ def plot_attention(tokens: list[str], weights: np.ndarray, path: str | Path) -> 
     axis.set_xlim(-0.5, len(tokens) - 0.5)
     axis.set_ylabel("attention weight")
     axis.set_title("where the model looked")
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def plot_cell_activations(tokens: list[str], cells: np.ndarray, units: list[int],
@@ -90,7 +79,7 @@ def plot_cell_activations(tokens: list[str], cells: np.ndarray, units: list[int]
     axis.set_yticks(range(len(units)), [f"unit {u}" for u in units], fontsize=8)
     axis.set_title("cell state c_t of chosen units (top layer, forward)")
     figure.colorbar(image, ax=axis, fraction=0.02, pad=0.01)
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def _label(token: str) -> str:

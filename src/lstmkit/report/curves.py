@@ -10,10 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen before pyplot loads)
+from lstmkit.report.figures import plt, save_figure
 
 
 def plot_curves(
@@ -27,8 +24,6 @@ def plot_curves(
     title: str | None = None,
 ) -> Path:
     """Plot each series as a line, the baseline as a dashed line; writes path, returns it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     figure, axes = plt.subplots(figsize=(7, 4.5))
     for name, (xs, ys) in series.items():
         axes.plot(list(xs), list(ys), label=name, linewidth=1.5)
@@ -43,9 +38,4 @@ def plot_curves(
     axes.grid(True, alpha=0.3)
     axes.legend()
     figure.tight_layout()
-    # write next to the target and rename, so a killed run leaves no half-written image
-    temporary = path.with_name(path.name + ".tmp.png")
-    figure.savefig(temporary, dpi=110)
-    plt.close(figure)
-    temporary.replace(path)
-    return path
+    return save_figure(figure, path)

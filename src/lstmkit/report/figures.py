@@ -14,11 +14,11 @@ from lstmkit.rundir import atomic_path  # noqa: E402
 __all__ = ["plt", "save_figure"]
 
 
-def save_figure(figure: plt.Figure, path: str | Path) -> Path:
+def save_figure(figure: plt.Figure, path: str | Path, dpi: int = 110) -> Path:
     """Write figure as a PNG (temp file, then rename: a killed run leaves no half image)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as temporary:
-        figure.savefig(temporary, format="png", dpi=110, bbox_inches="tight")
+        figure.savefig(temporary, format="png", dpi=dpi, bbox_inches="tight")
     plt.close(figure)
     return path
