@@ -129,7 +129,7 @@ class LSTM(RecurrentLayer):
         def native_blocker() -> str | None:
             return native.config_blocker(weight.device, weight.dtype) or native.unavailable_reason()
 
-        native_preferred = x is not None and native.native_preferred(
+        native_preferred = not variants and x is not None and native.native_preferred(
             x.shape, self.hidden_size, weight
         )
         return resolve_backend(self.backend, fused_blocker, native_blocker, native_preferred)
