@@ -34,7 +34,8 @@ def _demo(args) -> int:
     print(f"\ntrained in {forecaster.fit_seconds:.1f} s\n")
     print(f"held-out last 24 months:\n{metrics_table(scores)}\n")
     backtest = scores["backtest"]
-    print(f"backtest, 3 origins ({', '.join(backtest['cutoffs'])}), one model each:\n"
+    print(f"backtest, 3 origins ({', '.join(backtest['cutoffs'])}), models trained at the "
+          f"first origin:\n"
           f"{metrics_table(backtest['mean'])}\n")
     print(f"report: {Path(args.out) / 'report.html'}")
     return 0
