@@ -24,13 +24,6 @@ from lstmkit.data.splits import cut_data
 from lstmkit.data.timeseries import ForecastData
 from lstmkit.data.windows import make_prediction_input
 from lstmkit.errors import LstmkitError
-from lstmkit.report.forecast_report import (
-    plot_forecast,
-    plot_gates,
-    plot_training,
-    series_frame,
-    write_report_page,
-)
 from lstmkit.rundir import prepare_run_dir, staged_run_dir
 from lstmkit.tasks.forecast import (
     ForecastConfig,
@@ -84,6 +77,15 @@ def train_run(config: ForecastConfig, data: Any, run_dir: str | Path, holdout: i
 def write_report(run_dir: str | Path, forecaster: Forecaster, data: ForecastData,
                  holdout: int | None = None, scores: dict[str, Any] | None = None) -> Path:
     """forecast.png, training.png, gates.png and report.html in ``run_dir``."""
+    # imported here: matplotlib costs a second at import, and forecasting alone needs none
+    from lstmkit.report.forecast_report import (
+        plot_forecast,
+        plot_gates,
+        plot_training,
+        series_frame,
+        write_report_page,
+    )
+
     run_dir = Path(run_dir)
     if holdout:
         history, actual = cut_data(data, -holdout)
