@@ -58,8 +58,12 @@ def grid() -> list[ExperimentConfig]:
     rows.append(ExperimentConfig("adding", "lstm", 200, "forget0", time_budget_s=480))
     for variant in ("layer_norm", "peephole"):
         rows.append(ExperimentConfig("adding", "lstm", 100, variant, time_budget_s=300))
+    for T, budget in ((200, 480), (400, 300), (750, 400)):
+        rows.append(ExperimentConfig("adding", "lstm", T, "layer_norm", time_budget_s=budget))
     for model in ("lstm", "gru", "rnn"):
         rows.append(ExperimentConfig("copy", model, 100, time_budget_s=420))
+    rows.append(ExperimentConfig("copy", "lstm", 100, "layer_norm", time_budget_s=240))
+    rows.append(ExperimentConfig("copy", "lstm", 200, "layer_norm", time_budget_s=240))
     for model in ("lstm", "gru", "rnn"):
         rows.append(ExperimentConfig("digits", model, time_budget_s=300, **DIGITS))
     rows.append(ExperimentConfig("digits", "lstm", permuted=True, time_budget_s=300, **DIGITS))
