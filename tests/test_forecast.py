@@ -213,24 +213,26 @@ def test_existing_run_is_never_overwritten_without_flag_nor_by_a_failed_run(tmp_
     assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
 
 
+def saved_model_dir(tmp_path, name, header):
+    """A model directory with the files a forecaster needs and the given config header."""
+    directory = tmp_path / name
+    directory.mkdir()
+    (directory / "config.json").write_text(json.dumps(header))
+    (directory / "model.safetensors").write_bytes(b"")
+    (directory / "scaler.json").write_text("{}")
+    return directory
+
+
 def test_model_directory_incomplete_or_foreign(tmp_path, csv, capsys):
     (tmp_path / "empty").mkdir()
     assert run_cli("forecast", "predict", "--model", tmp_path / "empty", "--data", csv) == 2
     assert "config.json" in capsys.readouterr().err
-    foreign = tmp_path / "foreign"
-    foreign.mkdir()
-    (foreign / "config.json").write_text(json.dumps(
-        {"lstmkit_version": "0.1.0", "format_version": 1, "task": "lm"}))
-    (foreign / "model.safetensors").write_bytes(b"")
-    (foreign / "scaler.json").write_text("{}")
+    foreign = saved_model_dir(tmp_path, "foreign",
+                              {"lstmkit_version": "0.1.0", "format_version": 1, "task": "lm"})
     assert run_cli("forecast", "predict", "--model", foreign, "--data", csv) == 2
     assert "'lm' model directory" in capsys.readouterr().err
-    newer = tmp_path / "newer"
-    newer.mkdir()
-    (newer / "config.json").write_text(json.dumps(
-        {"lstmkit_version": "9.0", "format_version": 99, "task": "forecast"}))
-    (newer / "model.safetensors").write_bytes(b"")
-    (newer / "scaler.json").write_text("{}")
+    newer = saved_model_dir(tmp_path, "newer",
+                            {"lstmkit_version": "9.0", "format_version": 99, "task": "forecast"})
     assert run_cli("forecast", "predict", "--model", newer, "--data", csv) == 2
     assert "newer lstmkit" in capsys.readouterr().err
 
