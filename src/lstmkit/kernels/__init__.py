@@ -30,13 +30,6 @@ def check_backend_name(backend: str) -> str:
     return backend
 
 
-def native_unavailable_reason(config_reason: str | None = None) -> str | None:
-    """Why the native kernel cannot run here (None when it can)."""
-    from lstmkit.kernels import native
-
-    return native.unavailable_reason() or config_reason
-
-
 def resolve_backend(
     requested: str,
     fused_blocker: str | None,

@@ -241,7 +241,7 @@ class LSTMCell(nn.Module):
         return (h.squeeze(0), c.squeeze(0)) if unbatched else (h, c)
 
     def extra_repr(self) -> str:
-        return f"{self.input_size}, {self.hidden_size}, bias={self.bias}" + _variant_repr(
+        return f"{self.input_size}, {self.hidden_size}, bias={self.bias}" + variant_repr(
             self.peephole, self.layer_norm, self.zoneout, self.forget_bias
         )
 
@@ -277,7 +277,7 @@ def init_lstm_parameters(named_parameters, hidden_size: int, forget_bias: float)
                 p.uniform_(-bound, bound)
 
 
-def _variant_repr(peephole, layer_norm, zoneout, forget_bias) -> str:
+def variant_repr(peephole, layer_norm, zoneout, forget_bias) -> str:
     parts = []
     if peephole:
         parts.append("peephole=True")

@@ -8,11 +8,11 @@ from lstmkit.kernels import fused, native, reference, resolve_backend
 from lstmkit.kernels.noise import LSTMNoise
 from lstmkit.nn.cell import (
     LSTMWeights,
-    _variant_repr,
     as_zoneout_pair,
     check_probability,
     init_lstm_parameters,
     resolve_forget_bias,
+    variant_repr,
     zoneout_weights,
 )
 from lstmkit.nn.recurrent import RecurrentLayer
@@ -210,7 +210,7 @@ class LSTM(RecurrentLayer):
         return output[0], final
 
     def extra_repr(self) -> str:
-        s = super().extra_repr() + _variant_repr(self.peephole, self.layer_norm, self.zoneout,
+        s = super().extra_repr() + variant_repr(self.peephole, self.layer_norm, self.zoneout,
                                                  self.forget_bias)
         if self.recurrent_dropout:
             s += f", recurrent_dropout={self.recurrent_dropout}"
