@@ -16,7 +16,7 @@ from lstmkit.kernels import native, reference
 from lstmkit.kernels.native import build
 from lstmkit.kernels.reference import LSTMNoise
 from lstmkit.nn import LSTM
-from lstmkit.nn.cell import LSTMWeights
+from lstmkit.steps.lstm import LSTMWeights
 
 I, H = 5, 7
 

@@ -1,4 +1,4 @@
-"""Run-directory helpers: atomic files, safetensors weights and optimizer, config.json."""
+"""Files, weights and run directories: atomic writes, safetensors, the run rules."""
 
 import json
 import os
@@ -6,23 +6,23 @@ import os
 import pytest
 import torch
 
-from lstmkit import rundir
-from lstmkit.errors import LstmkitError
-from lstmkit.rundir import (
+from lstmkit.errors import LstmkitError, RunInterrupted
+from lstmkit.io import files, rundir
+from lstmkit.io.files import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
+from lstmkit.io.rundir import (
     FORMAT_VERSION,
-    atomic_write_bytes,
-    atomic_write_json,
-    atomic_write_text,
+    check_outside_runs,
+    load_run,
+    open_run,
+    pending_path,
+    write_config,
+)
+from lstmkit.io.weights import (
     load_optimizer_state,
     load_weights,
-    prepare_run_dir,
-    read_config,
-    read_json,
     read_weights_metadata,
     save_optimizer_state,
     save_weights,
-    staged_run_dir,
-    write_config,
 )
 
 
@@ -44,7 +44,7 @@ def test_failed_atomic_write_keeps_the_old_file(tmp_path, monkeypatch):
     def crash(source, destination):
         raise OSError("disk gone")
 
-    monkeypatch.setattr(rundir.os, "replace", crash)
+    monkeypatch.setattr(files.os, "replace", crash)
     with pytest.raises(OSError):
         atomic_write_json(target, {"epoch": 2})
     with pytest.raises(OSError):
@@ -142,113 +142,150 @@ def test_optimizer_state_before_any_step(tmp_path):
         load_optimizer_state(tmp_path / "w.safetensors")
 
 
-def test_prepare_run_dir(tmp_path):
-    assert prepare_run_dir(tmp_path / "new", overwrite=False) == tmp_path / "new"
-    (tmp_path / "empty").mkdir()
-    prepare_run_dir(tmp_path / "empty", overwrite=False)
-    (tmp_path / "full").mkdir()
-    (tmp_path / "full" / "config.json").write_text("{}")
-    with pytest.raises(LstmkitError, match="--overwrite"):
-        prepare_run_dir(tmp_path / "full", overwrite=False)
-    prepare_run_dir(tmp_path / "full", overwrite=True)
-    assert (tmp_path / "full" / "config.json").exists()  # nothing deleted up front
-    (tmp_path / "file").write_text("x")
-    with pytest.raises(LstmkitError, match="is a file"):
-        prepare_run_dir(tmp_path / "file", overwrite=True)
+def _finished_run(path, task="forecast", value=1):
+    with open_run(path, task, overwrite=True) as run:
+        write_config(run.work, task, {"value": value})
+        save_weights(run.work / "model.safetensors", {"w": torch.full((2,), float(value))})
+    return path
 
 
-def _old_run(tmp_path):
-    old = tmp_path / "run"
-    old.mkdir()
-    (old / "best.safetensors").write_text("old weights")
-    (old / "notes").mkdir()
-    return old
+def _read_value(run):
+    return run.config["value"], float(run.weights("model.safetensors")["w"][0])
 
 
-def test_staged_run_dir_failure_keeps_the_old_run(tmp_path):
-    old = _old_run(tmp_path)
-    with pytest.raises(RuntimeError, match="boom"):
-        with staged_run_dir(old, overwrite=True) as staging:
-            assert staging.parent == tmp_path and staging != old
-            (staging / "best.safetensors").write_text("half-trained")
-            raise RuntimeError("boom")
-    assert (old / "best.safetensors").read_text() == "old weights"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
-
-
-def test_staged_run_dir_success_replaces_the_old_run(tmp_path):
-    old = _old_run(tmp_path)
-    with staged_run_dir(old, overwrite=True) as staging:
-        (staging / "best.safetensors").write_text("new weights")
-    assert sorted(p.name for p in old.iterdir()) == ["best.safetensors"]
-    assert (old / "best.safetensors").read_text() == "new weights"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
-
-
-def test_staged_run_dir_fallback_without_atomic_exchange(tmp_path, monkeypatch):
-    monkeypatch.setattr(rundir, "_exchange", lambda first, second: False)
-    old = _old_run(tmp_path)
-    with staged_run_dir(old, overwrite=True) as staging:
-        (staging / "x").write_text("new")
-    assert sorted(p.name for p in old.iterdir()) == ["x"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
-
-
-def test_staged_run_dir_new_path_and_refusal(tmp_path):
-    with staged_run_dir(tmp_path / "a" / "run", overwrite=False) as staging:
-        (staging / "x").write_text("1")
-    assert (tmp_path / "a" / "run" / "x").read_text() == "1"
-    with pytest.raises(LstmkitError, match="--overwrite"):
-        with staged_run_dir(tmp_path / "a" / "run", overwrite=False):
+def test_new_run_is_written_in_place_and_finished_by_its_manifest(tmp_path):
+    path = tmp_path / "a" / "run"
+    with open_run(path, "forecast") as run:
+        assert run.work == path and run.writer and not run.resumed
+        write_config(run.work, "forecast", {"value": 3})
+        assert not (path / "manifest.json").exists()  # unfinished until the block ends
+        with pytest.raises(LstmkitError, match="has not finished"):
+            load_run(path, "forecast", _read_value)
+    assert load_run(path, "forecast", lambda run: run.config["value"]) == 3
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["run"]  # lock removed
+    with pytest.raises(LstmkitError, match="finished run; pass --overwrite"):
+        with open_run(path, "forecast"):
             pass
-    assert (tmp_path / "a" / "run" / "x").read_text() == "1"
+    with pytest.raises(LstmkitError, match="nothing to resume"):
+        with open_run(path, "forecast", resume=True):
+            pass
+    with pytest.raises(LstmkitError, match="'forecast' run directory, not a 'lm'"):
+        load_run(path, "lm", _read_value)
 
 
-def test_staged_run_dir_swaps_only_on_rank_0(tmp_path, monkeypatch):
-    old = _old_run(tmp_path)
-    monkeypatch.setenv("RANK", "1")
-    with staged_run_dir(old, overwrite=True) as scratch:
-        assert scratch.parent != tmp_path
-        (scratch / "x").write_text("rank 1")
-    assert not scratch.exists()
-    assert (old / "best.safetensors").read_text() == "old weights"
+def test_a_second_writer_is_refused(tmp_path):
+    path = tmp_path / "run"
+    with open_run(path, "forecast"):
+        with pytest.raises(LstmkitError, match="being written by another lstmkit process"):
+            with open_run(path, "forecast", overwrite=True):
+                pass
+    assert not (tmp_path / ".run.lock").exists()
+
+
+def test_failed_new_run_leaves_nothing_and_interrupted_run_keeps_its_work(tmp_path):
+    with pytest.raises(ZeroDivisionError):
+        with open_run(tmp_path / "run", "forecast") as run:
+            (run.work / "last.safetensors").write_bytes(b"x")
+            1 / 0
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(RunInterrupted, match="--resume"):
+        with open_run(tmp_path / "run", "forecast") as run:
+            write_config(run.work, "forecast", {})
+            raise KeyboardInterrupt
+    assert (tmp_path / "run" / "config.json").is_file()
+    with pytest.raises(LstmkitError, match="interrupted run; pass --resume"):
+        with open_run(tmp_path / "run", "forecast"):
+            pass
+    with open_run(tmp_path / "run", "forecast", resume=True) as run:
+        assert run.resumed and run.work == tmp_path / "run"
+
+
+def test_overwrite_keeps_the_old_run_until_the_new_one_finishes(tmp_path):
+    path = _finished_run(tmp_path / "run", value=1)
+    with pytest.raises(RunInterrupted):
+        with open_run(path, "forecast", overwrite=True) as run:
+            assert run.work == pending_path(path)
+            write_config(run.work, "forecast", {"value": 2})
+            raise KeyboardInterrupt
+    assert load_run(path, "forecast", _read_value) == (1, 1.0)  # the old run, loadable
+    with open_run(path, "forecast", resume=True) as run:  # the interrupted overwrite
+        assert run.work == pending_path(path) and run.resumed
+        write_config(run.work, "forecast", {"value": 2})
+        save_weights(run.work / "model.safetensors", {"w": torch.full((2,), 2.0)})
+    assert load_run(path, "forecast", _read_value) == (2, 2.0)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # nothing left behind
+
+
+def test_overwrite_fallback_without_atomic_exchange(tmp_path, monkeypatch):
+    monkeypatch.setattr(rundir, "_exchange", lambda first, second: False)
+    path = _finished_run(tmp_path / "run", value=1)
+    _finished_run(path, value=2)
+    assert load_run(path, "forecast", _read_value) == (2, 2.0)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+def test_reader_retries_when_a_run_is_swapped_under_it(tmp_path):
+    path = _finished_run(tmp_path / "run", value=1)
+    calls = []
+
+    def read(run):
+        calls.append(1)
+        if len(calls) == 1:  # another process replaces the run between two reads
+            _finished_run(path, value=2)
+        return _read_value(run)
+
+    assert load_run(path, "forecast", read) == (2, 2.0)
+    assert len(calls) == 2
+
+
+def test_edited_or_damaged_files_are_reported(tmp_path):
+    path = _finished_run(tmp_path / "run")
+    config = json.loads((path / "config.json").read_text())
+    (path / "config.json").write_text(json.dumps({**config, "value": 5}))
+    with pytest.raises(LstmkitError, match="does not match the run's manifest.json"):
+        load_run(path, "forecast", _read_value)
+    with pytest.raises(LstmkitError, match="does not exist"):
+        load_run(tmp_path / "nowhere", "forecast", _read_value)
+    (tmp_path / "plain").mkdir()
+    with pytest.raises(LstmkitError, match="not an lstmkit run directory"):
+        load_run(tmp_path / "plain", "forecast", _read_value)
+
+
+def test_weights_are_checked_against_the_network_before_it_is_built(tmp_path):
+    path = _finished_run(tmp_path / "run")
+
+    def read(run):
+        return run.weights("model.safetensors", lambda: torch.nn.Linear(10**6, 10**6))
+
+    with pytest.raises(LstmkitError, match="does not fit the network"):
+        load_run(path, "forecast", read)
+
+
+def test_paths_that_cannot_be_written_and_outputs_inside_runs(tmp_path):
+    (tmp_path / "file.csv").write_text("x")
+    with pytest.raises(LstmkitError, match="which is a file, not a folder"):
+        with open_run(tmp_path / "file.csv" / "run", "forecast"):
+            pass
+    with pytest.raises(LstmkitError, match="is a file, not a directory"):
+        with open_run(tmp_path / "file.csv", "forecast"):
+            pass
+    run = _finished_run(tmp_path / "run")
+    with pytest.raises(LstmkitError, match="points into the model's run directory"):
+        check_outside_runs(run / "plots", "--output-dir", [run])
+    with pytest.raises(LstmkitError, match="points into the model's run directory"):
+        check_outside_runs(run, "--output-dir", [run])
+    check_outside_runs(tmp_path / "plots", "--output-dir", [run])
+
+
+def test_deeply_nested_json_is_refused(tmp_path):
+    (tmp_path / "deep.json").write_text("[" * 100000 + "]" * 100000)
+    with pytest.raises(LstmkitError, match="levels deep"):
+        read_json(tmp_path / "deep.json")
 
 
 def test_config_round_trip(tmp_path):
     written = write_config(tmp_path, "forecast", {"window": 12, "columns": ["y"]})
-    config = read_config(tmp_path, "forecast")
-    assert config == written
-    assert config["format_version"] == FORMAT_VERSION and config["task"] == "forecast"
-    assert config["window"] == 12
+    assert written["format_version"] == FORMAT_VERSION and written["task"] == "forecast"
+    assert read_json(tmp_path / "config.json") == written
     with pytest.raises(ValueError, match="reserved"):
         write_config(tmp_path, "forecast", {"task": "lm"})
-
-
-def test_read_config_errors(tmp_path):
-    with pytest.raises(LstmkitError, match="does not exist"):
-        read_config(tmp_path / "nowhere", "forecast")
-    with pytest.raises(LstmkitError, match="missing config.json"):
-        read_config(tmp_path, "forecast")
-    write_config(tmp_path, "lm", {})
-    with pytest.raises(LstmkitError, match="this is a 'lm' model directory, not a 'forecast'"):
-        read_config(tmp_path, "forecast")
-    with pytest.raises(LstmkitError, match="missing best.safetensors"):
-        read_config(tmp_path, "lm", required=["best.safetensors"])
-
-    path = tmp_path / "config.json"
-    config = json.loads(path.read_text())
-    path.write_text(json.dumps({**config, "format_version": FORMAT_VERSION + 1}))
-    with pytest.raises(LstmkitError, match="newer lstmkit"):
-        read_config(tmp_path, "lm")
-    path.write_text(json.dumps({**config, "format_version": "one"}))
-    with pytest.raises(LstmkitError, match="invalid format_version"):
-        read_config(tmp_path, "lm")
-    del config["task"]
-    path.write_text(json.dumps(config))
-    with pytest.raises(LstmkitError, match="lacks 'task'"):
-        read_config(tmp_path, "lm")
-    path.write_text("[1, 2]")
-    with pytest.raises(LstmkitError, match="not a JSON object"):
-        read_config(tmp_path, "lm")
-    assert os.listdir(tmp_path) == ["config.json"]

@@ -1,7 +1,7 @@
 """Each variant against a separate, plain transcription of its paper's equations.
 
 The transcriptions below split the weights per gate (W_xi, W_hi, ...) and spell
-every equation out, independently of lstmkit.nn.cell.
+every equation out, independently of lstmkit.steps.lstm.
 """
 
 import pytest
@@ -11,7 +11,7 @@ from torch.autograd import gradcheck
 from lstmkit.kernels import reference
 from lstmkit.kernels.noise import LSTMNoise
 from lstmkit.nn import LSTM, LSTMCell, lstm_step
-from lstmkit.nn.cell import input_term
+from lstmkit.steps.lstm import input_term
 
 T, B, I, H = 5, 3, 4, 6
 

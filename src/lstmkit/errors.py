@@ -9,3 +9,7 @@ and exits with status 2; bugs stay ordinary exceptions with tracebacks.
 
 class LstmkitError(ValueError):
     """A user error: the message says what is wrong and how to fix it."""
+
+
+class RunInterrupted(LstmkitError):
+    """Ctrl-C during a run: what was trained is kept, and the message says how to resume."""

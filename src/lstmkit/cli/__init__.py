@@ -12,7 +12,7 @@ import argparse
 import importlib
 import sys
 
-from lstmkit.errors import LstmkitError
+from lstmkit.errors import LstmkitError, RunInterrupted
 
 # command group -> module under lstmkit.cli that defines add_parser(subparsers)
 COMMAND_MODULES = ("demo", "forecast", "experiment", "classify", "lm")
@@ -47,9 +47,12 @@ def main(argv: list[str] | None = None) -> int:
 
             torch.set_num_threads(threads)
         return int(args.handler(args) or 0)
-    except LstmkitError as error:
-        print(f"lstmkit: error: {error}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print("lstmkit: interrupted", file=sys.stderr)
         return 130
+    except RunInterrupted as interrupted:
+        print(f"lstmkit: {interrupted}", file=sys.stderr)
+        return 130
+    except LstmkitError as error:
+        print(f"lstmkit: error: {error}", file=sys.stderr)
+        return 2

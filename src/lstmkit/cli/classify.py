@@ -1,9 +1,10 @@
 """``lstmkit classify train | predict | evaluate | inspect``: sequence classification.
 
-    lstmkit classify train reviews.csv --text-column review --label-column stars --run-dir runs/r
-    lstmkit classify predict runs/r --text "loved it" --text "never again"
-    lstmkit classify evaluate runs/r test.csv --output-dir runs/r-test
-    lstmkit classify inspect runs/r --text "loved it" --output-dir runs/r-look
+    lstmkit classify train --data reviews.csv --text-column review --label-column stars \
+        --run-dir runs/r
+    lstmkit classify predict --run-dir runs/r --text "loved it" --text "never again"
+    lstmkit classify evaluate --run-dir runs/r --data test.csv --output-dir runs/r-test
+    lstmkit classify inspect --run-dir runs/r --text "loved it" --output-dir runs/r-look
 
 Every option maps onto a field of ClassifierConfig or TrainConfig; one left out keeps
 that field's default.
@@ -18,17 +19,18 @@ from typing import Any
 
 from lstmkit.cli.options import (
     add_lstm_options,
+    add_run_dir,
     add_threads_option,
+    check_output_file,
+    check_outputs,
     lstm_options,
     unit_list,
     write_output,
 )
 from lstmkit.errors import LstmkitError
 
-CONFUSION_FILE = "confusion_matrix.png"
-
-# option destination -> ClassifierConfig field (the same name but for --data)
-_CONFIG_FIELDS = {"data_kind": "data"} | {name: name for name in (
+# option destination -> ClassifierConfig field (the same name but for --kind)
+_CONFIG_FIELDS = {"kind": "data"} | {name: name for name in (
     "text_column", "label_column", "value_columns", "id_column", "step_column",
     "frame_length", "tokenizer", "vocab_size", "min_count", "lowercase", "max_length",
     "embedding_dim", "hidden_size", "num_layers", "bidirectional", "pooling", "dropout",
@@ -36,7 +38,7 @@ _CONFIG_FIELDS = {"data_kind": "data"} | {name: name for name in (
     "gradual_unfreeze",
 )}
 _TRAIN_FIELDS = ("epochs", "batch_size", "lr", "weight_decay", "schedule", "warmup_steps",
-                 "grad_clip", "patience", "seed", "max_steps", "time_budget_s", "device")
+                 "grad_clip", "patience", "seed", "time_budget_s", "device")
 
 
 def _columns(text: str) -> list[str]:
@@ -58,7 +60,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def _add_data_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("data")
-    group.add_argument("--data", dest="data_kind", choices=("text", "numbers"),
+    group.add_argument("--kind", choices=("text", "numbers"),
                        help="what the table holds (default text)")
     group.add_argument("--text-column", help="column of the texts (default text)")
     group.add_argument("--label-column", help="column of the labels (default label)")
@@ -74,17 +76,13 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
 
 def _add_train(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("train", help="train a classifier and write a run directory")
-    parser.add_argument("data", type=Path, help="training table (CSV, TSV or JSONL)")
-    parser.add_argument("--run-dir", type=Path, required=True, help="where the run is written")
+    parser.add_argument("--data", type=Path, required=True,
+                        help="training table (CSV, TSV or JSONL)")
+    add_run_dir(parser, writes=True)
     parser.add_argument("--val-data", type=Path,
                         help="validation table (default: hold out --val-fraction)")
     parser.add_argument("--val-fraction", type=float,
                         help="stratified share held out for validation (default 0.1)")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace an existing run (kept until the new one succeeds)")
-    parser.add_argument("--resume", action="store_true",
-                        help="continue the interrupted run in --run-dir")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_data_options(parser)
     text = parser.add_argument_group("text")
     text.add_argument("--tokenizer", choices=("char", "word", "bpe"), help="(default word)")
@@ -126,7 +124,8 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
     train.add_argument("--patience", type=int, help="early stopping after this many epochs "
                                                     "without a better validation loss")
     train.add_argument("--seed", type=int)
-    train.add_argument("--max-steps", type=int)
+    train.add_argument("--steps", dest="max_steps", type=int,
+                       help="stop after this many optimizer steps")
     train.add_argument("--time-budget", dest="time_budget_s", type=float, metavar="S")
     train.add_argument("--device", help="cpu or cuda")
     add_lstm_options(parser)
@@ -136,8 +135,8 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
 
 def _add_predict(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("predict", help="class probabilities for a table or texts")
-    parser.add_argument("model_dir", type=Path, help="a classify run directory")
-    parser.add_argument("data", type=Path, nargs="?", help="table to classify")
+    add_run_dir(parser, writes=False)
+    parser.add_argument("--data", type=Path, help="table to classify")
     parser.add_argument("--text", action="append", help="a text to classify (repeatable)")
     parser.add_argument("--output", type=Path, help="write CSV here (default: standard output)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --output")
@@ -148,8 +147,8 @@ def _add_predict(commands: argparse._SubParsersAction) -> None:
 def _add_evaluate(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("evaluate", help="scores on a labelled table, beside the "
                                                   "baseline")
-    parser.add_argument("model_dir", type=Path, help="a classify run directory")
-    parser.add_argument("data", type=Path, help="labelled table")
+    add_run_dir(parser, writes=False)
+    parser.add_argument("--data", type=Path, required=True, help="labelled table")
     parser.add_argument("--output-dir", type=Path,
                         help="write metrics.json and confusion_matrix.png here")
     parser.add_argument("--overwrite", action="store_true",
@@ -160,7 +159,7 @@ def _add_evaluate(commands: argparse._SubParsersAction) -> None:
 
 def _add_inspect(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("inspect", help="attention and cell pictures for one text")
-    parser.add_argument("model_dir", type=Path, help="a classify run directory")
+    add_run_dir(parser, writes=False)
     parser.add_argument("--text", required=True, help="the text to look at")
     parser.add_argument("--output-dir", type=Path, required=True,
                         help="where attention.png, cells.png and inspection.html go")
@@ -179,29 +178,21 @@ def _given(args: argparse.Namespace, names: dict[str, str] | tuple[str, ...]) ->
 
 
 def train_command(args: argparse.Namespace) -> int:
-    from lstmkit.report.classify_report import plot_confusion_matrix
-    from lstmkit.rundir import prepare_run_dir
     from lstmkit.tasks.classify import Classifier, ClassifierConfig
     from lstmkit.train import TrainConfig, is_main_process
 
-    if not args.resume:
-        prepare_run_dir(args.run_dir, args.overwrite)  # fail before reading any data
-    train = TrainConfig(**_given(args, _TRAIN_FIELDS), progress=not args.quiet)
+    train = TrainConfig(**_given(args, _TRAIN_FIELDS + ("max_steps",)), progress=not args.quiet)
     config = ClassifierConfig(**_given(args, _CONFIG_FIELDS), lstm_options=lstm_options(args),
                               train=train)
-    classifier = Classifier(config)
-    report = classifier.fit(args.data, val_data=args.val_data, run_dir=args.run_dir,
-                            overwrite=args.overwrite, resume=args.resume)
+    report = Classifier(config).fit(args.data, args.run_dir, resume=args.resume,
+                                    overwrite=args.overwrite, val_data=args.val_data)
     if not is_main_process():
         return 0
     result = report.train
     print(f"trained {result.epochs_run} epochs ({result.stop_reason}), best epoch "
           f"{result.best_epoch}, {report.sequences_per_second:.1f} sequences/s")
     if report.validation is not None:
-        plot_confusion_matrix(report.validation, args.run_dir / CONFUSION_FILE,
-                              title="validation split")
-        print("validation split:")
-        print(report.validation.summary())
+        print(report.validation.table())
     print(f"run written to {args.run_dir}")
     return 0
 
@@ -210,12 +201,12 @@ def predict_command(args: argparse.Namespace) -> int:
     from lstmkit.tasks.classify import Classifier
 
     if (args.data is None) == (args.text is None):
-        raise LstmkitError("give a table to classify or --text, not both and not neither")
-    if args.output is not None and args.output.exists() and not args.overwrite:
-        # before the model loads; write_output checks again when writing
-        raise LstmkitError(f"{args.output} already exists; pass --overwrite to replace it "
-                           "or choose another file")
-    classifier = Classifier.load(args.model_dir)
+        raise LstmkitError("give --data (a table to classify) or --text, not both and not "
+                           "neither")
+    check_outputs(args)
+    if args.output is not None:
+        check_output_file(args.output, args.overwrite)
+    classifier = Classifier.load(args.run_dir)
     predictions = classifier.predict(args.text if args.text is not None else args.data)
     table = predictions.to_csv(index=False)
     if args.output is None:
@@ -227,34 +218,35 @@ def predict_command(args: argparse.Namespace) -> int:
 
 
 def evaluate_command(args: argparse.Namespace) -> int:
+    from lstmkit.io.files import atomic_write_json
+    from lstmkit.io.rundir import open_run
     from lstmkit.report.classify_report import plot_confusion_matrix
-    from lstmkit.rundir import atomic_write_json, prepare_run_dir, staged_run_dir
-    from lstmkit.tasks.classify import METRICS_FILE, Classifier
+    from lstmkit.tasks.classify import CONFUSION_FILE, METRICS_FILE, Classifier
 
-    if args.output_dir is not None:
-        prepare_run_dir(args.output_dir, args.overwrite)
-    classifier = Classifier.load(args.model_dir)
+    check_outputs(args)
+    classifier = Classifier.load(args.run_dir)
     evaluation = classifier.evaluate(args.data)
-    print(evaluation.summary())
+    print(evaluation.table())
     if args.output_dir is not None:
-        with staged_run_dir(args.output_dir, args.overwrite) as staging:
-            atomic_write_json(staging / METRICS_FILE, {"evaluation": evaluation.to_json(),
-                                                       "data": str(args.data)})
-            plot_confusion_matrix(evaluation, staging / CONFUSION_FILE, title=str(args.data))
+        with open_run(args.output_dir, "classify-evaluation", overwrite=args.overwrite,
+                      resumable=False, option="--output-dir") as run:
+            atomic_write_json(run.work / METRICS_FILE, evaluation.to_json())
+            plot_confusion_matrix(evaluation, run.work / CONFUSION_FILE, title=str(args.data))
         print(f"metrics and confusion matrix written to {args.output_dir}")
     return 0
 
 
 def inspect_command(args: argparse.Namespace) -> int:
+    from lstmkit.io.rundir import open_run
     from lstmkit.report.classify_report import write_inspection
-    from lstmkit.rundir import prepare_run_dir, staged_run_dir
     from lstmkit.tasks.classify import Classifier
 
-    prepare_run_dir(args.output_dir, args.overwrite)
-    classifier = Classifier.load(args.model_dir)
+    check_outputs(args)
+    classifier = Classifier.load(args.run_dir)
     explanation = classifier.explain(args.text, units=args.units)
-    with staged_run_dir(args.output_dir, args.overwrite) as staging:
-        written = write_inspection(explanation, staging)
+    with open_run(args.output_dir, "classify-inspection", overwrite=args.overwrite,
+                  resumable=False, option="--output-dir") as run:
+        written = write_inspection(explanation, run.work)
     best = max(explanation.probabilities, key=explanation.probabilities.get)
     print(f"predicted {best!r} ({explanation.probabilities[best]:.3f}); wrote "
           f"{', '.join(p.name for p in written)} to {args.output_dir}")

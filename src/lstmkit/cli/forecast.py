@@ -5,8 +5,15 @@ from __future__ import annotations
 import argparse
 import sys
 
-from lstmkit.cli.options import add_lstm_options, add_threads_option, lstm_options, write_output
-from lstmkit.errors import LstmkitError
+from lstmkit.cli.options import (
+    add_lstm_options,
+    add_run_dir,
+    add_threads_option,
+    check_output_file,
+    check_outputs,
+    lstm_options,
+    write_output,
+)
 
 
 def add_parser(subparsers) -> None:
@@ -18,17 +25,15 @@ def add_parser(subparsers) -> None:
     train = commands.add_parser("train", help="train a forecaster and write its run directory")
     _add_data_options(train)
     _add_model_options(train)
-    train.add_argument("--out", required=True, help="run directory to write")
+    add_run_dir(train, writes=True)
     train.add_argument("--holdout", type=int, default=None,
                        help="hold out the last N points of each series and score them "
                             "against naive and seasonal naive (N <= horizon)")
     train.add_argument("--backtest", type=int, default=0, metavar="WINDOWS",
                        help="also run a rolling-origin backtest over this many windows")
-    train.add_argument("--overwrite", action="store_true",
-                       help="replace an existing run directory (only once the run succeeds)")
-    train.add_argument("--resume", action="store_true",
-                       help="continue an interrupted run from its last checkpoint")
-    add_threads_option(train, default=1)  # its networks are small: one thread is faster
+    train.add_argument("--no-report", action="store_true",
+                       help="skip the report (PNGs and report.html): faster")
+    add_threads_option(train)
     train.set_defaults(handler=_train)
 
     backtest = commands.add_parser("backtest", help="rolling-origin evaluation")
@@ -40,33 +45,38 @@ def add_parser(subparsers) -> None:
     backtest.add_argument("--refit", action="store_true",
                           help="train a new model at every origin (default: train once)")
     backtest.add_argument("--output", help="write the per-window scores here (JSON)")
-    backtest.add_argument("--overwrite", action="store_true")
-    add_threads_option(backtest, default=1)  # its networks are small: one thread is faster
+    backtest.add_argument("--overwrite", action="store_true", help="replace --output")
+    backtest.add_argument("--quiet", action="store_true", help="no progress output")
+    add_threads_option(backtest)
     backtest.set_defaults(handler=_backtest)
 
     predict = commands.add_parser("predict", help="forecast past the end of each series")
-    predict.add_argument("--model", required=True, help="run directory of a trained forecaster")
+    add_run_dir(predict, writes=False)
     predict.add_argument("--data", required=True, help="history to forecast from (CSV/Parquet)")
     predict.add_argument("--output", help="write the forecast here (CSV) instead of printing")
-    predict.add_argument("--overwrite", action="store_true")
-    add_threads_option(predict, default=1)  # its networks are small: one thread is faster
+    predict.add_argument("--overwrite", action="store_true", help="replace --output")
+    add_threads_option(predict)
     predict.set_defaults(handler=_predict)
 
     evaluate = commands.add_parser("evaluate",
                                    help="score a trained forecaster on the tail of a file")
-    evaluate.add_argument("--model", required=True)
+    add_run_dir(evaluate, writes=False)
     evaluate.add_argument("--data", required=True)
     evaluate.add_argument("--holdout", type=int, default=None,
                           help="points at the end of each series to forecast (default: horizon)")
-    add_threads_option(evaluate, default=1)  # its networks are small: one thread is faster
+    evaluate.add_argument("--output", help="write the scores here (JSON)")
+    evaluate.add_argument("--overwrite", action="store_true", help="replace --output")
+    add_threads_option(evaluate)
     evaluate.set_defaults(handler=_evaluate)
 
     plot = commands.add_parser("plot", help="write the report (PNG + HTML) for a trained model")
-    plot.add_argument("--model", required=True)
+    add_run_dir(plot, writes=False)
     plot.add_argument("--data", required=True)
     plot.add_argument("--holdout", type=int, default=None)
-    plot.add_argument("--out", required=True, help="folder for the pictures and report.html")
-    add_threads_option(plot, default=1)  # its networks are small: one thread is faster
+    plot.add_argument("--output-dir", required=True,
+                      help="folder for the pictures and report.html (not inside --run-dir)")
+    plot.add_argument("--overwrite", action="store_true", help="replace --output-dir")
+    add_threads_option(plot)
     plot.set_defaults(handler=_plot)
 
 
@@ -98,8 +108,8 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
                        choices=["standard", "robust", "meanabs", "none"])
     group.add_argument("--window-center", default="last", choices=["none", "last", "mean"])
     group.add_argument("--window-scale", default="std", choices=["none", "std", "meanabs"])
-    group.add_argument("--hidden", type=int, default=32)
-    group.add_argument("--layers", type=int, default=1)
+    group.add_argument("--hidden-size", type=int, default=32)
+    group.add_argument("--num-layers", type=int, default=1)
     group.add_argument("--dropout", type=float, default=0.0)
     group.add_argument("--no-skip", action="store_true", help="no linear skip to the output")
     add_lstm_options(parser)
@@ -110,7 +120,6 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--seed", type=int, default=0)
     group.add_argument("--ensemble", type=int, default=1,
                        help="train N models on seeds seed..seed+N-1, combine by the median")
-    group.add_argument("--no-progress", action="store_true")
 
 
 def _config(args):
@@ -125,46 +134,50 @@ def _config(args):
         horizon=args.horizon, window=args.window, strategy=args.strategy,
         quantiles=args.quantiles, season=args.season, scaler=args.scaler,
         window_center=args.window_center, window_scale=args.window_scale,
-        hidden_size=args.hidden, num_layers=args.layers, dropout=args.dropout,
+        hidden_size=args.hidden_size, num_layers=args.num_layers, dropout=args.dropout,
         skip=not args.no_skip, lstm_options=lstm_options(args), steps=args.steps,
         batch_size=args.batch_size, lr=args.lr, seed=args.seed, ensemble=args.ensemble,
-        progress=not args.no_progress,
+        progress=not args.quiet,
     )
 
 
 def _train(args) -> int:
-    from lstmkit.forecast import metrics_table, train_run
+    from lstmkit.forecast import Forecaster
     from lstmkit.train import is_main_process
 
-    forecaster, scores = train_run(_config(args), args.data, args.out, holdout=args.holdout,
-                                   overwrite=args.overwrite, resume=args.resume,
-                                   backtest_windows=args.backtest)
+    config = _config(args)
+    forecaster = Forecaster(config).fit(args.data, args.run_dir, resume=args.resume,
+                                        overwrite=args.overwrite, holdout=args.holdout,
+                                        backtest_windows=args.backtest,
+                                        report=not args.no_report)
     if not is_main_process():  # under torchrun, one report is enough
         return 0
     print(f"trained {len(forecaster.members)} model(s) in {forecaster.fit_seconds:.1f} s; "
-          f"run directory {args.out} (report.html)")
-    if scores and "model" in scores:
-        print(f"\nheld-out last {args.holdout} points:\n{metrics_table(scores)}")
-    if scores and "backtest" in scores:
-        print(f"\nbacktest ({len(scores['backtest']['windows'])} windows):\n"
-              f"{metrics_table(scores['backtest']['mean'])}")
+          f"run directory {args.run_dir}")
+    scores = forecaster.scores
+    if scores is not None:
+        print(f"\n{scores.table()}")
+        if "backtest" in scores.details:
+            from lstmkit.forecast import Evaluation
+
+            print(f"\n{Evaluation.from_json(scores.details['backtest']).table()}")
     return 0
 
 
 def _backtest(args) -> int:
     import json
 
-    from lstmkit.forecast import backtest, metrics_table
+    from lstmkit.forecast import Evaluation, backtest
 
+    if args.output:
+        check_output_file(args.output, args.overwrite)
     report = backtest(_config(args), args.data, windows=args.windows, step=args.step,
                       refit=args.refit)
-    for cutoff, scores in zip(report["cutoffs"], report["windows"]):
-        print(f"origin after {cutoff}:\n{metrics_table(scores)}\n")
-    print(f"mean over {len(report['windows'])} windows "
-          f"({'refit at every origin' if args.refit else 'one model'}):\n"
-          f"{metrics_table(report['mean'])}")
+    for window in report.details["windows"]:
+        print(f"{Evaluation.from_json(window).table()}\n")
+    print(f"{'refit at every origin' if args.refit else 'one model'}: {report.table()}")
     if args.output:
-        write_output(args.output, json.dumps(report, indent=2), args.overwrite)
+        write_output(args.output, json.dumps(report.to_json(), indent=2), args.overwrite)
     return 0
 
 
@@ -172,7 +185,10 @@ def _predict(args) -> int:
     from lstmkit.forecast import Forecaster
     from lstmkit.forecast import forecast_frame_to_csv as to_csv
 
-    forecaster = Forecaster.load(args.model)
+    check_outputs(args)
+    if args.output:
+        check_output_file(args.output, args.overwrite)
+    forecaster = Forecaster.load(args.run_dir)
     frame = forecaster.predict(args.data)
     if args.output:
         write_output(args.output, to_csv(frame), args.overwrite)
@@ -183,23 +199,30 @@ def _predict(args) -> int:
 
 
 def _evaluate(args) -> int:
-    from lstmkit.forecast import Forecaster, metrics_table
+    import json
 
-    forecaster = Forecaster.load(args.model)
-    scores = forecaster.evaluate(args.data, args.holdout)
-    print(metrics_table(scores))
+    from lstmkit.forecast import Forecaster
+
+    check_outputs(args)
+    if args.output:
+        check_output_file(args.output, args.overwrite)
+    scores = Forecaster.load(args.run_dir).evaluate(args.data, args.holdout)
+    print(scores.table())
+    if args.output:
+        write_output(args.output, json.dumps(scores.to_json(), indent=2), args.overwrite)
     return 0
 
 
 def _plot(args) -> int:
     from lstmkit.forecast import Forecaster, write_report
+    from lstmkit.io.rundir import open_run
 
-    forecaster = Forecaster.load(args.model)
+    check_outputs(args)
+    forecaster = Forecaster.load(args.run_dir)
     data = forecaster.config.load(args.data)
-    if args.holdout is not None and not 1 <= args.holdout <= forecaster.config.horizon:
-        raise LstmkitError(f"--holdout must lie between 1 and the horizon "
-                           f"({forecaster.config.horizon})")
     scores = forecaster.evaluate(data, args.holdout) if args.holdout else None
-    page = write_report(args.out, forecaster, data, args.holdout, scores)
-    print(f"wrote {page}")
+    with open_run(args.output_dir, "forecast-report", overwrite=args.overwrite,
+                  resumable=False, option="--output-dir") as run:
+        write_report(run.work, forecaster, data, args.holdout, scores)
+    print(f"wrote {args.output_dir}/report.html")
     return 0

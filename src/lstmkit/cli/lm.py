@@ -1,10 +1,10 @@
 """``lstmkit lm train | evaluate | generate | inspect``: language models of text.
 
     lstmkit lm train --run-dir runs/pylm                     # the Python stdlib's source
-    lstmkit lm train notes/ book.txt --pattern "*.md" --run-dir runs/notes
-    lstmkit lm evaluate runs/pylm                             # the corpus's test part
-    lstmkit lm generate runs/pylm --prompt "def " --temperature 0.7 --seed 1
-    lstmkit lm inspect runs/pylm --output-dir runs/pylm-cells
+    lstmkit lm train --data notes/ book.txt --pattern "*.md" --run-dir runs/notes
+    lstmkit lm evaluate --run-dir runs/pylm                  # the corpus's test part
+    lstmkit lm generate --run-dir runs/pylm --prompt "def " --temperature 0.7 --seed 1
+    lstmkit lm inspect --run-dir runs/pylm --output-dir runs/pylm-cells
 
 Texts are UTF-8 files, or folders read recursively (``--pattern`` picks the files);
 with none given, training reads the standard library's ``.py`` files. Every option
@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from lstmkit.cli.options import add_threads_option, unit_list
+from lstmkit.cli.options import add_run_dir, add_threads_option, check_outputs, unit_list
 
 # option destination -> LanguageModelConfig field
 _CONFIG_FIELDS = (
@@ -55,18 +55,15 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
 
 def _add_train(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("train", help="train a language model on text files")
-    parser.add_argument("text", nargs="*", default=["stdlib"],
+    parser.add_argument("--data", nargs="+", default=["stdlib"], metavar="PATH",
                         help="text files or folders (default: stdlib, the Python standard "
                              "library's .py files)")
-    parser.add_argument("--run-dir", type=Path, required=True, help="where the run is written")
+    add_run_dir(parser, writes=True)
     parser.add_argument("--pattern", help="files to read inside folders (default *)")
     parser.add_argument("--val-fraction", type=float,
                         help="share of the text, after training's, for validation (default 0.05)")
     parser.add_argument("--test-fraction", type=float,
                         help="share of the text at the end for the test (default 0.05)")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace an existing run (only once the new one succeeded)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar or epoch lines")
     _add_common(parser)
     tokens = parser.add_argument_group("tokens")
     tokens.add_argument("--tokenizer", choices=("char", "word", "bpe"), help="(default char)")
@@ -102,7 +99,8 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
     train.add_argument("--patience", type=int, help="early stopping after this many epochs "
                                                     "without improvement (default 3)")
     train.add_argument("--seed", type=int)
-    train.add_argument("--max-steps", type=int)
+    train.add_argument("--steps", dest="max_steps", type=int,
+                       help="stop after this many optimizer steps")
     train.add_argument("--time-budget", dest="time_budget_s", type=float, metavar="S")
     train.add_argument("--device", help="cpu or cuda")
     parser.set_defaults(handler=train_command)
@@ -110,8 +108,8 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
 
 def _add_evaluate(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("evaluate", help="perplexity and bits per character")
-    parser.add_argument("model_dir", type=Path, help="a language-model run directory")
-    parser.add_argument("text", nargs="*",
+    add_run_dir(parser, writes=False)
+    parser.add_argument("--data", nargs="+", metavar="PATH",
                         help="files or folders to evaluate on, all of them (default: the "
                              "held-out part of the training corpus)")
     parser.add_argument("--part", choices=("val", "test"), default="test",
@@ -123,7 +121,7 @@ def _add_evaluate(commands: argparse._SubParsersAction) -> None:
 
 def _add_generate(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("generate", help="generate text after a prompt, streamed")
-    parser.add_argument("model_dir", type=Path, help="a language-model run directory")
+    add_run_dir(parser, writes=False)
     parser.add_argument("--prompt", default="\n", help="text to start from (default a line break)")
     parser.add_argument("--max-tokens", type=int, default=500, help="most tokens (default 500)")
     parser.add_argument("--temperature", type=float, default=1.0,
@@ -140,7 +138,7 @@ def _add_generate(commands: argparse._SubParsersAction) -> None:
 def _add_inspect(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("inspect", help="cell activations coloured over a text "
                                                  "(Karpathy et al. 2015)")
-    parser.add_argument("model_dir", type=Path, help="a language-model run directory")
+    add_run_dir(parser, writes=False)
     parser.add_argument("--output-dir", type=Path, required=True,
                         help="where cell_activations.html and .png go")
     source = parser.add_mutually_exclusive_group()
@@ -191,17 +189,15 @@ def _given(args: argparse.Namespace, names: tuple[str, ...]) -> dict[str, Any]:
 
 
 def train_command(args: argparse.Namespace) -> int:
-    from lstmkit.rundir import prepare_run_dir
     from lstmkit.tasks.language_model import LanguageModel, LanguageModelConfig
     from lstmkit.train import TrainConfig
 
-    prepare_run_dir(args.run_dir, args.overwrite)  # fail before reading any text
     with _session(args, logging.WARNING if args.quiet else logging.INFO):
         defaults = LanguageModelConfig().train
         train = TrainConfig(**{**vars(defaults), **_given(args, _TRAIN_FIELDS),
                                "progress": not args.quiet})
         config = LanguageModelConfig(**_given(args, _CONFIG_FIELDS), train=train)
-        report = LanguageModel(config).fit(args.text, run_dir=args.run_dir,
+        report = LanguageModel(config).fit(args.data, args.run_dir, resume=args.resume,
                                            overwrite=args.overwrite, cache_dir=args.cache_dir)
     print(report.summary())
     print(f"run written to {args.run_dir}")
@@ -212,10 +208,10 @@ def evaluate_command(args: argparse.Namespace) -> int:
     from lstmkit.tasks.language_model import LanguageModel
 
     with _session(args):
-        model = LanguageModel.load(args.model_dir)
-        evaluation = model.evaluate(args.text or None, part=args.part,
+        model = LanguageModel.load(args.run_dir)
+        evaluation = model.evaluate(args.data, part=args.part,
                                     batch_size=args.batch_size, cache_dir=args.cache_dir)
-    print(evaluation.summary())
+    print(evaluation.table())
     return 0
 
 
@@ -227,7 +223,7 @@ def generate_command(args: argparse.Namespace) -> int:
         sys.stdout.flush()
 
     with _session(args):
-        model = LanguageModel.load(args.model_dir)
+        model = LanguageModel.load(args.run_dir)
         pieces = model.stream(args.prompt, args.max_tokens, args.temperature, args.top_k,
                               args.top_p, args.seed, args.stop)
         first = next(pieces, "")  # checks the options and the prompt before printing anything
@@ -241,15 +237,15 @@ def generate_command(args: argparse.Namespace) -> int:
 def inspect_command(args: argparse.Namespace) -> int:
     from lstmkit.data.token_stream import read_text
     from lstmkit.errors import LstmkitError
+    from lstmkit.io.rundir import open_run
     from lstmkit.report.cell_activations import write_cell_activations
-    from lstmkit.rundir import prepare_run_dir, staged_run_dir
     from lstmkit.tasks.language_model import LanguageModel
 
-    prepare_run_dir(args.output_dir, args.overwrite)
+    check_outputs(args)
     if args.characters < 1:
         raise LstmkitError(f"--characters must be at least 1, got {args.characters}")
     with _session(args):
-        model = LanguageModel.load(args.model_dir)
+        model = LanguageModel.load(args.run_dir)
         if args.text is not None:
             text = args.text[:args.characters]
         elif args.file is not None:
@@ -257,9 +253,10 @@ def inspect_command(args: argparse.Namespace) -> int:
         else:
             text = model.held_out_text(args.characters)
         pieces, activations = model.cell_activations(text, args.layer)
-        with staged_run_dir(args.output_dir, args.overwrite) as staging:
-            write_cell_activations(pieces, activations, staging, args.units,
-                                   title=f"{args.model_dir}: tanh(c) of LSTM layer "
+        with open_run(args.output_dir, "lm-inspection", overwrite=args.overwrite,
+                      resumable=False, option="--output-dir") as run:
+            write_cell_activations(pieces, activations, run.work, args.units,
+                                   title=f"{args.run_dir}: tanh(c) of LSTM layer "
                                          f"{args.layer % model.config.num_layers}")
     print(f"wrote cell_activations.html and cell_activations.png to {args.output_dir}")
     return 0

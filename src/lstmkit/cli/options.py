@@ -1,4 +1,15 @@
-"""Options several commands share: the LSTM's variants, and safe output files."""
+"""The CLI's one vocabulary: options every command group spells the same way.
+
+    --run-dir DIR     the run directory a command writes (train) or reads (the others)
+    --data PATH       the data: a table, or text files and folders
+    --hidden-size N, --num-layers N                 model size
+    --steps N, --epochs N, --time-budget S          training length
+    --seed N, --threads N, --quiet
+    --overwrite, --resume                           replace a run / continue a killed one
+    --output FILE, --output-dir DIR                 results outside any run directory
+
+Also the LSTM's variants, and safe output files.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +17,41 @@ import argparse
 from pathlib import Path
 
 from lstmkit.errors import LstmkitError
-from lstmkit.rundir import atomic_write_text
+from lstmkit.io.files import atomic_write_text
 
 
-def add_threads_option(parser: argparse.ArgumentParser, default: int | None = None) -> None:
+def add_threads_option(parser: argparse.ArgumentParser) -> None:
     """--threads: torch's CPU threads for the command (main() applies it)."""
-    shown = "torch's choice" if default is None else str(default)
-    parser.add_argument("--threads", type=int, default=default,
-                        help=f"torch CPU threads (default: {shown}; small networks and busy "
-                             "machines run faster on 1)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads (default 1: small networks and busy machines "
+                             "run fastest on one; raise it for large models)")
+
+
+def add_run_dir(parser: argparse.ArgumentParser, writes: bool) -> None:
+    """--run-dir: the run directory; with ``writes`` also --overwrite and --resume."""
+    if writes:
+        parser.add_argument("--run-dir", type=Path, required=True,
+                            help="the run directory to write (visible while it trains)")
+        parser.add_argument("--overwrite", action="store_true",
+                            help="replace a finished run (the old one stays until the new one "
+                                 "has finished)")
+        parser.add_argument("--resume", action="store_true",
+                            help="continue a run that was interrupted (killed or Ctrl-C)")
+        parser.add_argument("--quiet", action="store_true", help="no progress output")
+    else:
+        parser.add_argument("--run-dir", type=Path, required=True,
+                            help="run directory of a trained model")
+
+
+def check_outputs(args: argparse.Namespace) -> None:
+    """Refuse --output / --output-dir inside the model's --run-dir."""
+    from lstmkit.io.rundir import check_outside_runs
+
+    runs = [args.run_dir] if getattr(args, "run_dir", None) is not None else []
+    for option in ("output", "output_dir"):
+        value = getattr(args, option, None)
+        if value is not None:
+            check_outside_runs(value, "--" + option.replace("_", "-"), runs)
 
 
 def unit_list(text: str) -> list[int]:
@@ -69,10 +106,24 @@ def lstm_options(args: argparse.Namespace) -> dict:
     return options
 
 
-def write_output(path: str | Path, text: str, overwrite: bool) -> None:
-    """Write a result file atomically; an existing file is replaced only with --overwrite."""
-    path = Path(path)
+def check_output_file(path: str | Path, overwrite: bool) -> Path:
+    """Refuse an --output that cannot be written, before any work is done."""
+    from lstmkit.io.rundir import check_writable
+
+    path = check_writable(path, "--output")
+    if path.is_dir():
+        raise LstmkitError(f"--output {path} is a folder; name a file")
     if path.exists() and not overwrite:
         raise LstmkitError(f"{path} already exists; pass --overwrite to replace it or choose "
                            "another file")
-    atomic_write_text(path, text)
+    return path
+
+
+def write_output(path: str | Path, text: str, overwrite: bool) -> None:
+    """Write a result file atomically; an existing file is replaced only with --overwrite."""
+    path = check_output_file(path, overwrite)
+    try:
+        atomic_write_text(path, text)
+    except OSError as error:
+        raise LstmkitError(f"cannot write {path}: {error.strerror}; choose another "
+                           "--output") from None

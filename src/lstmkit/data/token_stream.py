@@ -37,7 +37,7 @@ from torch.utils.data import Dataset
 
 from lstmkit.data.tokenizers import Tokenizer
 from lstmkit.errors import LstmkitError
-from lstmkit.rundir import atomic_write_json, read_json
+from lstmkit.io.files import atomic_write_json, read_json
 
 logger = logging.getLogger("lstmkit.lm")
 

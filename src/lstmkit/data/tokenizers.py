@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from lstmkit.errors import LstmkitError
-from lstmkit.rundir import atomic_write_json, read_json
+from lstmkit.io.files import atomic_write_json, read_json
 
 PAD = "<pad>"
 UNK = "<unk>"

@@ -14,7 +14,9 @@ from torch import Tensor
 
 from lstmkit.kernels.noise import LSTMNoise
 from lstmkit.kernels.sequence import active_mask, reverse_padded
-from lstmkit.nn.cell import Gates, LSTMWeights, input_term, lstm_step
+from lstmkit.steps.gru import gru_step
+from lstmkit.steps.lstm import Gates, LSTMWeights, input_term, lstm_step
+from lstmkit.steps.rnn import rnn_step
 
 # step(s, x_term_s, state) -> (output_s, new_state, record_s); state is a tuple of (B, .) tensors
 Step = Callable[[int, Tensor, tuple[Tensor, ...]], tuple[Tensor, tuple[Tensor, ...], object]]
@@ -151,8 +153,6 @@ def gru(
     lengths: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Stacked GRU, torch.nn.GRU's equations; per layer-direction (w_ih, w_hh, b_ih, b_hh)."""
-    from lstmkit.nn.gru import gru_step
-
     return _simple_stack(gru_step, x, h0, weights, num_layers, bidirectional, dropout, training,
                          lengths)
 
@@ -168,8 +168,6 @@ def rnn(
     lengths: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Stacked plain tanh RNN, torch.nn.RNN's equations."""
-    from lstmkit.nn.rnn import rnn_step
-
     return _simple_stack(rnn_step, x, h0, weights, num_layers, bidirectional, dropout, training,
                          lengths)
 

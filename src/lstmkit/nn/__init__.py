@@ -1,10 +1,11 @@
 """The LSTM and its kin: cell, layer, variants, and GRU and plain RNN for comparison."""
 
-from lstmkit.nn.cell import LSTMCell, LSTMWeights, lstm_step
+from lstmkit.nn.cell import LSTMCell
 from lstmkit.nn.gru import GRU
 from lstmkit.nn.lstm import LSTM
 from lstmkit.nn.recording import GateTrace, record_gates
 from lstmkit.nn.rnn import RNN
+from lstmkit.steps.lstm import LSTMWeights, lstm_step
 
 __all__ = ["GRU", "LSTM", "RNN", "GateTrace", "LSTMCell", "LSTMWeights", "lstm_step",
            "record_gates"]

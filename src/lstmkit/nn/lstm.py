@@ -7,7 +7,6 @@ from torch import Tensor, nn
 from lstmkit.kernels import fused, native, reference, resolve_backend
 from lstmkit.kernels.noise import LSTMNoise
 from lstmkit.nn.cell import (
-    LSTMWeights,
     as_zoneout_pair,
     check_probability,
     init_lstm_parameters,
@@ -17,10 +16,11 @@ from lstmkit.nn.cell import (
 )
 from lstmkit.nn.recurrent import RecurrentLayer
 from lstmkit.nn.regularisation import drop_connect, dropout_mask
+from lstmkit.steps.lstm import LSTMWeights
 
 
 class LSTM(RecurrentLayer):
-    """Drop-in for torch.nn.LSTM, written from the gate equations (see lstmkit.nn.cell).
+    """Drop-in for torch.nn.LSTM, written from the gate equations (see lstmkit.steps.lstm).
 
     Same constructor (input_size, hidden_size, num_layers, bias, batch_first,
     dropout, bidirectional, proj_size), same parameter names, shapes and gate

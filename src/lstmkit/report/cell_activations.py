@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from lstmkit.errors import LstmkitError
-from lstmkit.rundir import atomic_write_text
+from lstmkit.io.files import atomic_write_text
 
 COLORMAP = "coolwarm"  # blue (low) .. grey (middle) .. red (high)
 HTML_FILE = "cell_activations.html"

@@ -16,11 +16,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from lstmkit.io.files import atomic_write_text
 from lstmkit.report.figures import plt, save_figure
-from lstmkit.rundir import atomic_write_text
 
 if TYPE_CHECKING:
-    from lstmkit.tasks.classify import Evaluation, Explanation
+    from lstmkit.tasks.classify import Explanation
+    from lstmkit.tasks.lifecycle import Evaluation
 
 ATTENTION_FILE = "attention.png"
 CELLS_FILE = "cells.png"
@@ -35,13 +36,14 @@ def _token_width(count: int) -> float:
 def plot_confusion_matrix(evaluation: Evaluation, path: str | Path,
                           title: str | None = None) -> Path:
     """Counts per (true, predicted) class, coloured by the share of each true class."""
-    panels = [evaluation.model] + ([evaluation.baseline] if evaluation.baseline else [])
-    classes = evaluation.classes
+    panels = list(evaluation.rows)  # the model, then the baseline
+    classes = evaluation.details["classes"]
     size = max(3.5, 0.6 * len(classes) + 2.0)
     figure, axes = plt.subplots(1, len(panels), figsize=(size * len(panels), size),
                                 squeeze=False)
-    for axis, scores in zip(axes[0], panels):
-        counts = np.asarray(scores.confusion)
+    for axis, key in zip(axes[0], panels):
+        scores = evaluation.rows[key]
+        counts = np.asarray(evaluation.details["confusion"][key])
         shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
         axis.imshow(shares, cmap="Blues", vmin=0.0, vmax=1.0)
         for (row, column), count in np.ndenumerate(counts):
@@ -51,8 +53,9 @@ def plot_confusion_matrix(evaluation: Evaluation, path: str | Path,
         axis.set_yticks(range(len(classes)), classes)
         axis.set_xlabel("predicted")
         axis.set_ylabel("true")
-        axis.set_title(f"{scores.name}: accuracy {scores.accuracy:.3f}, "
-                       f"macro-F1 {scores.macro_f1:.3f}", fontsize=9)
+        axis.set_title(f"{evaluation.labels.get(key, key)}: accuracy "
+                       f"{scores['accuracy']:.3f}, macro-F1 {scores['macro_F1']:.3f}",
+                       fontsize=9)
     if title:
         figure.suptitle(title)
     return save_figure(figure, path)

@@ -9,7 +9,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen before pyplot loads)
 
-from lstmkit.rundir import atomic_path  # noqa: E402
+from lstmkit.io.files import atomic_path  # noqa: E402
 
 __all__ = ["plt", "save_figure"]
 

@@ -17,10 +17,10 @@ import numpy as np
 import pandas as pd
 import torch
 
+from lstmkit.io.files import atomic_write_text
 from lstmkit.nn import record_gates
 from lstmkit.report.curves import plot_curves
 from lstmkit.report.figures import plt, save_figure
-from lstmkit.rundir import atomic_write_text
 
 MAX_SERIES_PLOTTED = 4
 

@@ -23,11 +23,9 @@ lstmkit.report.classify_report).
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import math
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -41,17 +39,17 @@ from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import Dataset
 
 from lstmkit.data.labelled_tables import TableSource, load_sequences, load_texts
-from lstmkit.data.tokenizers import TOKENIZER_FILE, Tokenizer, build_tokenizer, load_tokenizer
-from lstmkit.errors import LstmkitError
-from lstmkit.nn import record_gates
-from lstmkit.rundir import (
-    atomic_write_json,
-    load_weights,
-    read_config,
-    save_weights,
-    staged_run_dir,
-    write_config,
+from lstmkit.data.tokenizers import (
+    TOKENIZER_FILE,
+    Tokenizer,
+    build_tokenizer,
+    tokenizer_from_json,
 )
+from lstmkit.errors import LstmkitError
+from lstmkit.io.files import atomic_write_json, read_json
+from lstmkit.io.rundir import CONFIG_FILE, FinishedRun, Run, write_config
+from lstmkit.io.weights import save_weights
+from lstmkit.nn import record_gates
 from lstmkit.tasks.classify_baselines import (
     Baseline,
     NearestNeighbourBaseline,
@@ -60,11 +58,13 @@ from lstmkit.tasks.classify_baselines import (
     save_baseline,
 )
 from lstmkit.tasks.classify_model import POOLINGS, SequenceClassifierNet, lstm_arguments_of
-from lstmkit.train import TrainConfig, TrainResult, fit, is_main_process
+from lstmkit.tasks.lifecycle import Evaluation, Task, config_from_json
+from lstmkit.train import TrainConfig, TrainResult, fit
 
 TASK = "classify"
 MODEL_FILE = "model.safetensors"
 METRICS_FILE = "metrics.json"
+CONFUSION_FILE = "confusion_matrix.png"
 DATA_KINDS = ("text", "numbers")
 
 Examples = list[str] | list[np.ndarray]
@@ -156,12 +156,7 @@ class ClassifierConfig:
 
     @classmethod
     def from_json(cls, state: dict[str, Any]) -> ClassifierConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(state) - known)
-        if unknown:
-            raise LstmkitError(f"unknown classifier options {unknown}; the config is from "
-                               "another lstmkit version or damaged")
-        return cls(**state)
+        return config_from_json(cls, state)
 
     def lstm_arguments(self) -> dict[str, Any]:
         """lstmkit.nn.LSTM's constructor arguments, input size left to the network."""
@@ -175,63 +170,26 @@ class ClassifierConfig:
 # --------------------------------------------------------------------------- results
 
 
-@dataclass
-class Scores:
-    """Accuracy, macro-F1, per-class precision/recall/F1/support and the confusion matrix."""
+def scores_of(targets: np.ndarray, predicted: np.ndarray, classes: list[str]
+              ) -> tuple[dict[str, float], dict[str, Any]]:
+    """(accuracy and macro-F1, {per-class precision/recall/F1/support, confusion matrix})."""
+    from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
+    from sklearn.metrics import precision_recall_fscore_support as per_class_scores
 
-    name: str
-    accuracy: float
-    macro_f1: float
-    per_class: dict[str, dict[str, float]]
-    confusion: list[list[int]]  # rows: true class, columns: predicted class
-
-    @classmethod
-    def of(cls, name: str, targets: np.ndarray, predicted: np.ndarray,
-           classes: list[str]) -> Scores:
-        from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
-        from sklearn.metrics import precision_recall_fscore_support as per_class_scores
-
-        labels = list(range(len(classes)))
-        precision, recall, f1, support = per_class_scores(
-            targets, predicted, labels=labels, zero_division=0)
-        return cls(
-            name=name,
-            accuracy=float(accuracy_score(targets, predicted)),
-            macro_f1=float(f1_score(targets, predicted, labels=labels, average="macro",
-                                    zero_division=0)),
-            per_class={c: {"precision": float(p), "recall": float(r), "f1": float(f),
-                           "support": int(s)}
-                       for c, p, r, f, s in zip(classes, precision, recall, f1, support)},
-            confusion=confusion_matrix(targets, predicted, labels=labels).tolist(),
-        )
-
-
-@dataclass
-class Evaluation:
-    """The classifier's scores beside the baseline's, on the same examples."""
-
-    classes: list[str]
-    examples: int
-    model: Scores
-    baseline: Scores | None
-    unknown_tokens: int | None = None  # text: tokens outside the vocabulary
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def summary(self) -> str:
-        """A small text table: accuracy and macro-F1 of the model and the baseline."""
-        rows = [self.model] + ([self.baseline] if self.baseline else [])
-        width = max(len(r.name) for r in rows)
-        lines = [f"{self.examples} examples, {len(self.classes)} classes",
-                 f"{'':{width}}  accuracy  macro-F1"]
-        lines += [f"{r.name:{width}}  {r.accuracy:8.4f}  {r.macro_f1:8.4f}" for r in rows]
-        lines.append("per class (lstmkit): " + ", ".join(
-            f"{c} P={s['precision']:.3f} R={s['recall']:.3f}"
-            for c, s in self.model.per_class.items()))
-        if self.unknown_tokens:
-            lines.append(f"{self.unknown_tokens} tokens were outside the vocabulary")
-        return "\n".join(lines)
+    labels = list(range(len(classes)))
+    precision, recall, f1, support = per_class_scores(
+        targets, predicted, labels=labels, zero_division=0)
+    row = {"accuracy": float(accuracy_score(targets, predicted)),
+           "macro_F1": float(f1_score(targets, predicted, labels=labels, average="macro",
+                                      zero_division=0))}
+    details = {
+        "per_class": {c: {"precision": float(p), "recall": float(r), "f1": float(f),
+                          "support": int(n)}
+                      for c, p, r, f, n in zip(classes, precision, recall, f1, support)},
+        # rows: true class, columns: predicted class
+        "confusion": confusion_matrix(targets, predicted, labels=labels).tolist(),
+    }
+    return row, details
 
 
 @dataclass
@@ -356,9 +314,11 @@ def discriminative_groups(groups: list[list[torch.nn.Parameter]], lr: float,
 # --------------------------------------------------------------------------- the classifier
 
 
-class Classifier:
+class Classifier(Task):
     """A sequence classifier: build from a config, ``fit``, ``predict``, ``evaluate``,
     ``explain``, ``save`` and ``load``."""
+
+    task = TASK
 
     def __init__(self, config: ClassifierConfig | None = None) -> None:
         self.config = config or ClassifierConfig()
@@ -368,6 +328,7 @@ class Classifier:
         self.architecture: dict[str, Any] = {}
         self.net: SequenceClassifierNet | None = None
         self.baseline: Baseline | None = None
+        self.validation: Evaluation | None = None  # of the validation split, after fit
 
     # ---------------------------------------------------------------- reading data
 
@@ -444,28 +405,30 @@ class Classifier:
 
     # ---------------------------------------------------------------- training
 
-    def fit(
-        self,
-        data: TableSource,
-        val_data: TableSource | None = None,
-        run_dir: str | Path | None = None,
-        overwrite: bool = False,
-        resume: bool = False,
-    ) -> FitReport:
+    def fit(self, data: TableSource, run_dir: str | Path | None = None, *,
+            resume: bool = False, overwrite: bool = False,
+            val_data: TableSource | None = None) -> FitReport:
         """Train on ``data`` and keep the best epoch by validation loss.
 
         Validation is ``val_data`` or a stratified ``val_fraction`` of ``data``; the
-        baseline is fitted on the same training part. With ``run_dir`` the run is
-        written there (replacing an existing run only with ``overwrite``, and only once
-        it succeeded); ``resume`` continues the interrupted run in ``run_dir`` with its
-        saved model settings and this config's training options.
+        baseline is fitted on the same training part. With ``run_dir`` the run directory
+        is written by the lifecycle's rules (see lstmkit.tasks.lifecycle); ``resume``
+        continues an interrupted run with its saved model settings and this config's
+        training options.
         """
-        if resume:
-            if run_dir is None:
-                raise LstmkitError("resume needs the run directory to continue (--run-dir)")
-            self._adopt_saved_setup(run_dir)
+        return super().fit(data, run_dir, resume=resume, overwrite=overwrite,
+                           val_data=val_data)
+
+    def _fit(self, data: TableSource, run: Run | None,
+             val_data: TableSource | None = None) -> FitReport:
+        resumed = run is not None and run.resumed
+        if resumed:
+            self._adopt_setup(read_json(run.work / CONFIG_FILE),
+                              read_json(run.work / TOKENIZER_FILE)
+                              if (run.work / TOKENIZER_FILE).is_file() else None)
+            self.net = self._network()
         inputs, labels, _ = self.read(data, labelled=True)
-        if not resume:
+        if not resumed:
             self.classes = natural_sort(set(labels))
         if len(self.classes) < 2:
             raise LstmkitError(
@@ -483,30 +446,32 @@ class Classifier:
             train_targets = targets[train_index]
             val_inputs = [inputs[k] for k in val_index]
             val_targets = targets[val_index]
-        if not resume:
+        if not resumed:
             self._build(train_inputs)
         train_set = EncodedExamples(self.encode(train_inputs), train_targets)
         val_set = EncodedExamples(self.encode(val_inputs), val_targets) if val_inputs else None
         loss = ClassificationLoss(self._class_weights(train_targets))
         param_groups, hooks = self._fine_tuning()
-        with _run_directory(run_dir, overwrite, resume) as (write_dir, fit_dir):
-            if write_dir is not None and not resume:
-                self._save_setup(write_dir)
-            started = time.monotonic()
-            result = fit(self.net, train_set, loss, self.config.train, val_data=val_set,
-                         run_dir=fit_dir, resume=resume, collate_fn=collate,
-                         param_groups=param_groups, hooks=hooks)
-            seconds = time.monotonic() - started
-            for parameter in self.net.parameters():  # gradual unfreezing may have frozen some
-                parameter.requires_grad_(True)
-            self.net.to("cpu")
-            self.baseline = self._fit_baseline(train_inputs, train_targets)
-            validation = (self._evaluate(val_inputs, val_targets)
-                          if val_inputs else None)
-            if write_dir is not None:
-                self._save_results(write_dir, validation)
+        if run is not None and run.writer and not resumed:
+            self._save_setup(run.work)  # what a resumed run rebuilds the network from
+        started = time.monotonic()
+        result = fit(self.net, train_set, loss, self.config.train, val_data=val_set,
+                     run_dir=None if run is None else run.work, resume=resumed,
+                     collate_fn=collate, param_groups=param_groups, hooks=hooks)
+        seconds = time.monotonic() - started
+        for parameter in self.net.parameters():  # gradual unfreezing may have frozen some
+            parameter.requires_grad_(True)
+        self.net.to("cpu")
+        self.baseline = self._fit_baseline(train_inputs, train_targets)
+        self.validation = (self._evaluate(val_inputs, val_targets, "validation split")
+                           if val_inputs else None)
+        if run is not None and run.writer and self.validation is not None:
+            from lstmkit.report.classify_report import plot_confusion_matrix
+
+            plot_confusion_matrix(self.validation, run.work / CONFUSION_FILE,
+                                  title="validation split")
         seen = _sequences_seen(result.steps, len(train_set), self.config.train.batch_size)
-        return FitReport(result, validation, len(train_set), seconds,
+        return FitReport(result, self.validation, len(train_set), seconds,
                          seen / max(seconds, 1e-9))
 
     def _build(self, train_inputs: Examples) -> None:
@@ -609,20 +574,31 @@ class Classifier:
         """Scores on labelled ``data``, beside the saved baseline's on the same examples."""
         self._require_model()
         inputs, labels, _ = self.read(data, labelled=True)
-        return self._evaluate(inputs, self.targets(labels))
+        return self._evaluate(inputs, self.targets(labels), str(data))
 
-    def _evaluate(self, inputs: Examples, targets: np.ndarray) -> Evaluation:
+    def _evaluate(self, inputs: Examples, targets: np.ndarray, name: str) -> Evaluation:
+        """Rows "model" and "baseline"; details: classes, examples, per_class and confusion
+        (each by row), unknown_tokens (text)."""
         encoded = self.encode(inputs)
-        predicted = self._probabilities(encoded).argmax(axis=1)
-        model = Scores.of("lstmkit", targets, predicted, self.classes)
-        baseline = None
+        predicted = {"model": self._probabilities(encoded).argmax(axis=1)}
+        labels = {"model": "lstmkit LSTM"}
         if self.baseline is not None:
-            baseline_predicted = self.baseline.predict_proba(
+            predicted["baseline"] = self.baseline.predict_proba(
                 list(inputs), len(self.classes)).argmax(axis=1)
-            baseline = Scores.of(self.baseline.name, targets, baseline_predicted, self.classes)
+            labels["baseline"] = self.baseline.name
+        rows, per_class, confusion = {}, {}, {}
+        for key, chosen in predicted.items():
+            rows[key], details = scores_of(targets, chosen, self.classes)
+            per_class[key], confusion[key] = details["per_class"], details["confusion"]
         unknown = (self.tokenizer.count_unknowns(e.tolist() for e in encoded)
                    if self.tokenizer is not None else None)
-        return Evaluation(self.classes, len(targets), model, baseline, unknown)
+        notes = [f"{len(targets)} examples, {len(self.classes)} classes"]
+        if unknown:
+            notes.append(f"{unknown} tokens were outside the vocabulary")
+        return Evaluation(task=TASK, data=name, rows=rows, labels=labels, notes=notes,
+                          details={"classes": self.classes, "examples": len(targets),
+                                   "per_class": per_class, "confusion": confusion,
+                                   "unknown_tokens": unknown})
 
     def _probabilities(self, encoded: list[Tensor], batch_size: int = 256) -> np.ndarray:
         net = self._require_model()
@@ -680,12 +656,14 @@ class Classifier:
 
     # ---------------------------------------------------------------- saving
 
-    def save(self, run_dir: str | Path, overwrite: bool = False) -> None:
-        """Write the model to ``run_dir`` (replacing an existing run only with ``overwrite``)."""
+    def _write(self, directory: Path) -> None:
         self._require_model()
-        with staged_run_dir(run_dir, overwrite) as staging:
-            self._save_setup(staging)
-            self._save_results(staging, None)
+        self._save_setup(directory)
+        save_weights(directory / MODEL_FILE, self.net.state_dict())
+        if self.baseline is not None:
+            save_baseline(directory, self.baseline)
+        if self.validation is not None:
+            atomic_write_json(directory / METRICS_FILE, self.validation.to_json())
 
     def _save_setup(self, run_dir: Path) -> None:
         """What rebuilds the network before training: config, classes, tokenizer, scaling."""
@@ -696,34 +674,37 @@ class Classifier:
         if self.tokenizer is not None:
             self.tokenizer.save(run_dir / TOKENIZER_FILE)
 
-    def _save_results(self, run_dir: Path, validation: Evaluation | None) -> None:
-        save_weights(run_dir / MODEL_FILE, self.net.state_dict())
-        if self.baseline is not None:
-            save_baseline(run_dir, self.baseline)
-        if validation is not None:
-            atomic_write_json(run_dir / METRICS_FILE, {"validation": validation.to_json()})
-
-    def _adopt_saved_setup(self, run_dir: str | Path) -> None:
+    def _adopt_setup(self, saved: dict[str, Any], tokenizer: dict[str, Any] | None) -> None:
         """Take the saved model settings and state; keep this config's training options."""
-        saved = read_config(run_dir, TASK)
         train = self.config.train
         self.config = ClassifierConfig.from_json(saved["classifier"])
         self.config.train = train
         self.classes = list(saved["classes"])
+        if len(self.classes) < 2 or len(set(self.classes)) != len(self.classes):
+            raise LstmkitError(f"config.json lists the classes {self.classes[:5]}; a "
+                               "classifier has two or more distinct ones: train again")
         self.architecture = saved["architecture"]
+        if self.architecture["num_classes"] != len(self.classes):
+            raise LstmkitError(f"config.json lists {len(self.classes)} classes but its network "
+                               f"has {self.architecture['num_classes']}: train again")
         self.scaling = saved["scaling"]
         if self.config.data == "text":
-            self.tokenizer = load_tokenizer(Path(run_dir) / TOKENIZER_FILE)
-        self.net = self._network()
+            if tokenizer is None:
+                raise LstmkitError(f"the run has no {TOKENIZER_FILE}; train again")
+            self.tokenizer = tokenizer_from_json(tokenizer)
 
     @classmethod
-    def load(cls, run_dir: str | Path) -> Classifier:
-        """The classifier saved in ``run_dir`` (by fit or save), ready to predict."""
-        config = read_config(run_dir, TASK, required=[MODEL_FILE])
-        classifier = cls(ClassifierConfig.from_json(config["classifier"]))
-        classifier._adopt_saved_setup(run_dir)
-        classifier.net.load_state_dict(load_weights(Path(run_dir) / MODEL_FILE))
-        classifier.baseline = load_baseline(run_dir)
+    def _read(cls, run: FinishedRun) -> Classifier:
+        saved = run.config
+        classifier = cls(ClassifierConfig.from_json(saved["classifier"]))
+        classifier._adopt_setup(saved, run.json(TOKENIZER_FILE)
+                                if run.has(TOKENIZER_FILE) else None)
+        weights = run.weights(MODEL_FILE, classifier._network)
+        classifier.net = classifier._network()
+        classifier.net.load_state_dict(weights)
+        classifier.baseline = load_baseline(run)
+        if run.has(METRICS_FILE):
+            classifier.validation = Evaluation.from_json(run.json(METRICS_FILE))
         return classifier
 
 
@@ -788,22 +769,3 @@ def _pretrained_encoder(run_dir: str) -> Any:
         raise LstmkitError(f"the language model in {run_dir} is bidirectional; a classifier "
                            "can start only from a left-to-right one")
     return encoder
-
-
-@contextlib.contextmanager
-def _run_directory(run_dir: str | Path | None, overwrite: bool,
-                   resume: bool) -> Iterator[tuple[Path | None, Path | None]]:
-    """(where this process writes the run, where fit keeps its checkpoint).
-
-    A new run is staged and swapped in only when it succeeds; a resumed run continues
-    in place. Under torchrun only rank 0 writes; every rank reads a resumed checkpoint.
-    """
-    if run_dir is None:
-        yield None, None
-    elif resume:
-        yield (Path(run_dir) if is_main_process() else None), Path(run_dir)
-    elif not is_main_process():
-        yield None, None
-    else:
-        with staged_run_dir(run_dir, overwrite) as staging:
-            yield staging, staging

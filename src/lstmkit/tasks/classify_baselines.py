@@ -18,7 +18,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from lstmkit.rundir import atomic_write_json, load_weights, read_json, save_weights
+from lstmkit.io.files import atomic_write_json
+from lstmkit.io.rundir import FinishedRun
+from lstmkit.io.weights import save_weights
 
 BASELINE_ARRAYS = "baseline.safetensors"
 BASELINE_JSON = "baseline.json"
@@ -148,11 +150,10 @@ def save_baseline(run_dir: str | Path, baseline: Baseline) -> None:
     atomic_write_json(Path(run_dir) / BASELINE_JSON, {"kind": baseline.name, **info})
 
 
-def load_baseline(run_dir: str | Path) -> Baseline | None:
+def load_baseline(run: FinishedRun) -> Baseline | None:
     """The run's baseline, or None for a run directory that kept none."""
-    run_dir = Path(run_dir)
-    if not (run_dir / BASELINE_JSON).is_file():
+    if not run.has(BASELINE_JSON):
         return None
-    info = read_json(run_dir / BASELINE_JSON)
-    arrays = {key: value.numpy() for key, value in load_weights(run_dir / BASELINE_ARRAYS).items()}
+    info = run.json(BASELINE_JSON)
+    arrays = {key: value.numpy() for key, value in run.weights(BASELINE_ARRAYS).items()}
     return _KINDS[info["kind"]]._from_state(arrays, info)

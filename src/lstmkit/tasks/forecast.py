@@ -35,17 +35,13 @@ from lstmkit.data.splits import cut_data
 from lstmkit.data.timeseries import ForecastData, load_series
 from lstmkit.data.windows import check_window_horizon, make_prediction_input, make_windows
 from lstmkit.errors import LstmkitError
-from lstmkit.rundir import (
-    atomic_write_json,
-    load_weights,
-    read_config,
-    read_json,
-    save_weights,
-    write_config,
-)
+from lstmkit.io.files import atomic_write_json
+from lstmkit.io.rundir import FinishedRun, Run, write_config
+from lstmkit.io.weights import save_weights
 from lstmkit.tasks import forecast_metrics as metrics
 from lstmkit.tasks.forecast_model import ForecastNet, pinball_loss
-from lstmkit.train import TrainConfig, fit, is_main_process
+from lstmkit.tasks.lifecycle import Evaluation, Task, config_from_json
+from lstmkit.train import TrainConfig, fit
 
 TASK = "forecast"
 STRATEGIES = ("direct", "recursive")
@@ -175,8 +171,10 @@ def _already_batched(batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...
     return batch
 
 
-class Forecaster:
+class Forecaster(Task):
     """Build from a ForecastConfig, then fit, predict, evaluate, backtest, save, load."""
+
+    task = TASK
 
     def __init__(self, config: ForecastConfig) -> None:
         config.validate()
@@ -186,12 +184,45 @@ class Forecaster:
         self.meta: dict[str, Any] = {}
         self.histories: list[list[dict]] = []
         self.fit_seconds: float | None = None
+        self.scores: Evaluation | None = None  # of the held-out tail, when fit held one out
 
     # --- training ------------------------------------------------------------------------
 
-    def fit(self, data: Any, run_dir: str | Path | None = None, resume: bool = False
-            ) -> Forecaster:
-        """Train the ensemble on all of ``data`` (hold out by cutting it first)."""
+    def fit(self, data: Any, run_dir: str | Path | None = None, *, resume: bool = False,
+            overwrite: bool = False, holdout: int | None = None, backtest_windows: int = 0,
+            report: bool = True) -> Forecaster:
+        """Train the ensemble on ``data`` less its last ``holdout`` points, and score the
+        held-out tail beside the baselines (``self.scores``; with ``backtest_windows``
+        also a rolling-origin backtest). With ``run_dir`` the run directory is written
+        by the lifecycle's rules (see lstmkit.tasks.lifecycle), with a report unless
+        ``report`` is False."""
+        super().fit(data, run_dir, resume=resume, overwrite=overwrite, holdout=holdout,
+                    backtest_windows=backtest_windows, report=report)
+        return self
+
+    def _fit(self, data: Any, run: Run | None, holdout: int | None = None,
+             backtest_windows: int = 0, report: bool = True) -> None:
+        data = self.config.load(data)
+        if holdout is not None:
+            self._check_holdout(holdout)
+        training = cut_data(data, -holdout)[0] if holdout else data
+        # the report forecasts from the end of the training part: check that it can
+        make_prediction_input(training, self.config.window, self.config.horizon)
+        self._train(training, run)
+        self.scores = self.evaluate(data, holdout) if holdout else None
+        if backtest_windows:
+            windows = backtest(self.config, data, windows=backtest_windows)
+            if self.scores is None:
+                self.scores = windows
+            else:
+                self.scores.details["backtest"] = windows.to_json()
+        if run is not None and run.writer and report:
+            from lstmkit.forecast import write_report  # matplotlib only when a report is made
+
+            write_report(run.work, self, data, holdout, self.scores)
+
+    def _train(self, data: ForecastData, run: Run | None) -> None:
+        """The members, each trained by the shared loop (checkpoints in members/<k>)."""
         config = self.config
         data = config.load(data)
         self.scaler = SeriesScaler(config.scaler).fit(data)
@@ -219,15 +250,14 @@ class Forecaster:
             seed = config.seed + member
             torch.manual_seed(seed)
             net = self._build()
-            member_dir = None if run_dir is None else Path(run_dir) / "members" / str(member)
+            member_dir = None if run is None else run.work / "members" / str(member)
             result = fit(net, _Windows(tensors, repeats), _ForecastLoss(config.quantiles),
                          dataclasses.replace(train, seed=seed), run_dir=member_dir,
-                         resume=resume and member_dir is not None and member_dir.exists(),
+                         resume=run is not None and run.resumed and member_dir.exists(),
                          collate_fn=_already_batched)
             self.members.append(net.eval())
             self.histories.append(result.history)
         self.fit_seconds = time.perf_counter() - started
-        return self
 
     def _steps_out(self) -> int:
         return self.config.horizon if self.config.strategy == "direct" else 1
@@ -341,78 +371,72 @@ class Forecaster:
 
     # --- measuring -----------------------------------------------------------------------
 
-    def evaluate(self, data: Any, holdout: int | None = None) -> dict[str, Any]:
+    def evaluate(self, data: Any, holdout: int | None = None) -> Evaluation:
         """Forecast the last ``holdout`` points (default: the horizon) of each series from
         the rest, and score it beside naive and seasonal naive on the same points."""
+        self._require_fitted()
         data = self.config.load(data)
         holdout = holdout or self.config.horizon
-        if not 1 <= holdout <= self.config.horizon:
-            raise LstmkitError(f"holdout must lie between 1 and the horizon "
-                               f"({self.config.horizon}), got {holdout}")
+        self._check_holdout(holdout)
         history, actual = cut_data(data, -holdout)
         forecast, _ = self.forecast_quantiles(history)
         return score_forecasts(history, actual, forecast[:, :holdout], self.config.quantiles,
-                               self.meta["season"])
+                               self.meta["season"], f"held-out last {holdout} points")
+
+    def _check_holdout(self, holdout: int) -> None:
+        if isinstance(holdout, bool) or not isinstance(holdout, int) or not (
+                1 <= holdout <= self.config.horizon):
+            raise LstmkitError(f"--holdout must be a whole number from 1 to the horizon "
+                               f"({self.config.horizon}), got {holdout!r}; the model forecasts "
+                               "at most --horizon steps")
 
     # --- files ---------------------------------------------------------------------------
 
-    def save(self, run_dir: str | Path, metrics_report: dict | None = None) -> None:
-        """Write config.json, model.safetensors, scaler.json (and metrics.json) to run_dir."""
+    def _ensemble(self) -> torch.nn.Module:
+        """The members as one module: its state dict is model.safetensors' layout."""
+        ensemble = torch.nn.Module()
+        ensemble.members = torch.nn.ModuleList(self.members)
+        return ensemble
+
+    def _write(self, directory: Path) -> None:
+        """config.json, model.safetensors, scaler.json and metrics.json (with scores)."""
         self._require_fitted()
-        if not is_main_process():
-            return
-        run_dir = Path(run_dir)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        weights = {f"members.{k}.{name}": tensor
-                   for k, net in enumerate(self.members)
-                   for name, tensor in net.state_dict().items()}
-        save_weights(run_dir / WEIGHTS_FILE, weights)
-        atomic_write_json(run_dir / SCALER_FILE, self.scaler.to_dict())
-        if metrics_report is not None:
-            atomic_write_json(run_dir / METRICS_FILE, metrics_report)
-        write_config(run_dir, TASK, {"config": dataclasses.asdict(self.config),
-                                     "meta": self.meta, "members": len(self.members)})
+        save_weights(directory / WEIGHTS_FILE, self._ensemble().state_dict())
+        atomic_write_json(directory / SCALER_FILE, self.scaler.to_dict())
+        if self.scores is not None:
+            atomic_write_json(directory / METRICS_FILE, self.scores.to_json())
+        write_config(directory, TASK, {"config": dataclasses.asdict(self.config),
+                                       "meta": self.meta, "members": len(self.members)})
 
     @classmethod
-    def load(cls, run_dir: str | Path) -> Forecaster:
-        """A forecaster saved by :meth:`save`; loading reads JSON and safetensors only."""
-        run_dir = Path(run_dir)
-        saved = read_config(run_dir, TASK, required=(WEIGHTS_FILE, SCALER_FILE))
-        try:
-            config = ForecastConfig(**saved["config"])
-            forecaster = cls(config)
-            forecaster.meta = dict(saved["meta"])
-            member_count = int(saved["members"])
-        except (KeyError, TypeError) as error:
-            raise LstmkitError(f"{run_dir}/config.json does not describe a forecaster this "
-                               f"version can load ({error}); train the model again") from None
-        forecaster.scaler = SeriesScaler.from_dict(read_json(run_dir / SCALER_FILE))
-        weights = load_weights(run_dir / WEIGHTS_FILE)
-        for k in range(member_count):
-            net = forecaster._build()
-            prefix = f"members.{k}."
-            state = {name[len(prefix):]: t for name, t in weights.items()
-                     if name.startswith(prefix)}
-            try:
-                net.load_state_dict(state)
-            except RuntimeError as error:
-                raise LstmkitError(f"{run_dir}/{WEIGHTS_FILE} does not fit the network its "
-                                   f"config describes ({str(error)[:200]}); the directory is "
-                                   "incomplete or from an incompatible version") from None
-            forecaster.members.append(net.eval())
-            log = run_dir / "members" / str(k) / "log.csv"
-            if log.is_file():
-                forecaster.histories.append(pd.read_csv(log).to_dict("records"))
+    def _read(cls, run: FinishedRun) -> Forecaster:
+        saved = run.config
+        forecaster = cls(config_from_json(ForecastConfig, saved["config"]))
+        forecaster.meta = dict(saved["meta"])
+        member_count = int(saved["members"])
+        if member_count < 1:
+            raise LstmkitError(f"{run.path}/config.json names {member_count} members; the "
+                               "file was edited or is damaged: train again")
+        forecaster.scaler = SeriesScaler.from_dict(run.json(SCALER_FILE))
+
+        def build() -> torch.nn.Module:
+            forecaster.members = [forecaster._build() for _ in range(member_count)]
+            return forecaster._ensemble()
+
+        weights = run.weights(WEIGHTS_FILE, build)
+        build().load_state_dict(weights)
+        forecaster.members = [net.eval() for net in forecaster.members]
+        if run.has(METRICS_FILE):
+            forecaster.scores = Evaluation.from_json(run.json(METRICS_FILE))
         return forecaster
 
 
 def score_forecasts(history: ForecastData, actual: ForecastData, forecast: np.ndarray,
-                    quantiles: list[float], season: int) -> dict[str, Any]:
+                    quantiles: list[float], season: int, data: str) -> Evaluation:
     """Metrics of a quantile forecast (S, H, Q) and of the baselines, on the same points.
 
-    Returns {"model": {...}, "naive": {...}, "seasonal_naive": {...}, "series": [...]},
-    each with MAE, RMSE, sMAPE, MASE (means over series) and, for the model, the
-    coverage and width of the widest interval.
+    Rows "model", "naive", "seasonal_naive", each with MAE, RMSE, sMAPE, MASE (means
+    over series) and, for the model, the coverage and width of the widest interval.
     """
     median = quantiles.index(0.5)
     lower, upper = 0, len(quantiles) - 1
@@ -438,31 +462,41 @@ def score_forecasts(history: ForecastData, actual: ForecastData, forecast: np.nd
                 row["width"] = metrics.interval_width(forecast[k, :horizon, lower],
                                                       forecast[k, :horizon, upper])
             rows[name].append(row)
-    report: dict[str, Any] = {
-        name: {key: float(np.mean([r[key] for r in per_series])) for key in per_series[0]}
-        for name, per_series in rows.items()
-    }
-    if upper > lower:
-        report["interval"] = f"{quantiles[lower]:g}-{quantiles[upper]:g}"
-    report["season"] = season
-    return report
+    means = {name: {key: float(np.mean([r[key] for r in per_series])) for key in per_series[0]}
+             for name, per_series in rows.items()}
+    return _forecast_evaluation(data, means, season, quantiles)
 
+
+def _forecast_evaluation(data: str, rows: dict[str, dict[str, float]], season: int,
+                         quantiles: list[float]) -> Evaluation:
+    notes = [f"MASE: mean absolute error over that of the in-sample seasonal naive forecast "
+             f"with period m={season}"]
+    if len(quantiles) > 1:
+        notes.append(f"coverage: share of actual values inside the {quantiles[0]:g}-"
+                     f"{quantiles[-1]:g} quantile interval")
+    return Evaluation(
+        task=TASK, data=data, rows=rows,
+        labels={"model": "lstmkit LSTM", "naive": "naive",
+                "seasonal_naive": f"seasonal naive (m={season})"},
+        lower_is_better=["MAE", "RMSE", "sMAPE", "MASE", "width"], notes=notes,
+        details={"season": season})
 
 
 def backtest(config: ForecastConfig, data: Any, windows: int = 3, step: int | None = None,
-             refit: bool = False) -> dict[str, Any]:
+             refit: bool = False) -> Evaluation:
     """Rolling-origin evaluation: ``windows`` forecasts of ``horizon`` steps, each from a
     cutoff ``step`` (default: the horizon) after the previous, the last ending at the end
     of the data. With ``refit`` a new model is trained at every cutoff; without, one
     model trained at the first cutoff forecasts from every later one.
 
-    Returns {"windows": [score per window], "mean": mean scores, "cutoffs": [...], ...}.
+    Returns the mean scores; ``details`` holds each window's, the cutoffs and fit times.
     """
     data = config.load(data)
     horizon = config.horizon
-    step = step or horizon
-    if isinstance(windows, bool) or not isinstance(windows, int) or windows < 1:
-        raise LstmkitError(f"windows must be a positive integer, got {windows!r}")
+    step = horizon if step is None else step
+    for option, value in (("--windows", windows), ("--step", step)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise LstmkitError(f"{option} must be a whole number of at least 1, got {value!r}")
     back = [horizon + k * step for k in range(windows - 1, -1, -1)]  # points after each cutoff
     shortest = min(len(s) for s in data.series)
     if shortest - back[0] < config.window + horizon:
@@ -479,32 +513,16 @@ def backtest(config: ForecastConfig, data: Any, windows: int = 3, step: int | No
             model = Forecaster(config).fit(history)
             fit_seconds.append(model.fit_seconds)
         forecast, _ = model.forecast_quantiles(history)
+        cutoff = str(history.series[0].time[-1].date())
         scores.append(score_forecasts(history, actual, forecast, config.quantiles,
-                                      model.meta["season"]))
-        cutoffs.append(str(history.series[0].time[-1].date()))
-    mean = {
-        name: {key: float(np.mean([s[name][key] for s in scores])) for key in scores[0][name]}
-        for name in ("model", "naive", "seasonal_naive")
-    }
-    mean.update({key: scores[0][key] for key in ("season", "interval") if key in scores[0]})
-    return {"windows": scores, "mean": mean, "cutoffs": cutoffs, "refit": refit,
-            "horizon": horizon, "step": step, "fit_seconds": fit_seconds}
-
-
-def metrics_table(report: dict[str, Any]) -> str:
-    """The scores of a report as a text table: one row per forecaster."""
-    names = {"model": "lstmkit LSTM", "naive": "naive", "seasonal_naive":
-             f"seasonal naive (m={report['season']})"}
-    columns = ["MAE", "RMSE", "sMAPE", "MASE"]
-    has_interval = "coverage" in report["model"]
-    header = f"{'forecaster':<24}" + "".join(f"{c:>10}" for c in columns)
-    if has_interval:
-        header += f"{'coverage ' + report['interval']:>18}"
-    lines = [header, "-" * len(header)]
-    for key, label in names.items():
-        row = report[key]
-        line = f"{label:<24}" + "".join(f"{row[c]:>10.3f}" for c in columns)
-        if has_interval and "coverage" in row:
-            line += f"{row['coverage']:>18.2f}"
-        lines.append(line)
-    return "\n".join(lines)
+                                      model.meta["season"], f"origin after {cutoff}"))
+        cutoffs.append(cutoff)
+    mean = {name: {key: float(np.mean([s[name][key] for s in scores])) for key in row}
+            for name, row in scores[0].rows.items()}
+    evaluation = _forecast_evaluation(
+        f"backtest: mean of {windows} windows of {horizon} steps from {cutoffs[0]}", mean,
+        model.meta["season"], config.quantiles)
+    evaluation.details.update({"windows": [s.to_json() for s in scores], "cutoffs": cutoffs,
+                               "refit": refit, "horizon": horizon, "step": step,
+                               "fit_seconds": fit_seconds})
+    return evaluation

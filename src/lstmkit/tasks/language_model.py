@@ -34,8 +34,6 @@ training loop's checkpoint files and ``log.csv``.
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import logging
 import math
 import os
@@ -69,28 +67,23 @@ from lstmkit.data.tokenizers import (
     Tokenizer,
     VocabularyTokenizer,
     build_tokenizer,
-    load_tokenizer,
+    tokenizer_from_json,
 )
 from lstmkit.errors import LstmkitError
+from lstmkit.io.files import atomic_write_json, read_json
+from lstmkit.io.rundir import FinishedRun, Run, write_config
+from lstmkit.io.weights import save_weights
 from lstmkit.nn import LSTM, record_gates
 from lstmkit.nn.regularisation import dropout_mask
-from lstmkit.rundir import (
-    atomic_write_json,
-    load_weights,
-    prepare_run_dir,
-    read_config,
-    read_json,
-    save_weights,
-    staged_run_dir,
-    write_config,
-)
-from lstmkit.train import TrainConfig, TrainResult, fit, is_main_process
+from lstmkit.tasks.lifecycle import Evaluation, Task, config_from_json
+from lstmkit.train import TrainConfig, TrainResult, fit
 
 logger = logging.getLogger("lstmkit.lm")
 
 TASK = "language_model"
 MODEL_FILE = "model.safetensors"
 METRICS_FILE = "metrics.json"
+UNIGRAM_FILE = "unigram.safetensors"
 TOKENIZER_SAMPLE_CHARACTERS = 50_000_000
 """The tokenizer learns its vocabulary from at most this many characters of the
 training part (the whole part for most corpora)."""
@@ -181,11 +174,7 @@ class LanguageModelConfig:
 
     @classmethod
     def from_json(cls, state: dict[str, Any]) -> LanguageModelConfig:
-        unknown = sorted(set(state) - {f.name for f in dataclasses.fields(cls)})
-        if unknown:
-            raise LstmkitError(f"unknown language-model options {unknown}; the config is from "
-                               "another lstmkit version or damaged")
-        return cls(**state)
+        return config_from_json(cls, state)
 
 
 # --------------------------------------------------------------------------- the network
@@ -312,7 +301,7 @@ class StreamLoss:
 
 
 @dataclass
-class Evaluation:
+class CrossEntropy:
     """Cross entropy of one text: ``nats`` summed over the ``predicted`` tokens.
 
     ``bits_per_character`` converts the mean to the text's ``characters``:
@@ -343,10 +332,37 @@ class Evaluation:
         return {**asdict(self), "nats_per_token": self.nats_per_token,
                 "perplexity": self.perplexity, "bits_per_character": self.bits_per_character}
 
-    def summary(self) -> str:
-        return (f"{self.name}: perplexity {self.perplexity:.4g}, "
-                f"{self.bits_per_character:.4f} bits per character "
-                f"({self.tokens:,} tokens, {self.characters:,} characters)")
+    def row(self) -> dict[str, float]:
+        return {"perplexity": self.perplexity, "bits_per_character": self.bits_per_character,
+                "nats_per_token": self.nats_per_token}
+
+
+def unigram_counts(tokens: np.ndarray, vocab_size: int) -> np.ndarray:
+    """How often each token occurs in ``tokens``: the baseline's whole model."""
+    return np.bincount(np.asarray(tokens, dtype=np.int64), minlength=vocab_size)
+
+
+def unigram_cross_entropy(counts: np.ndarray, tokens: np.ndarray, characters: int,
+                          name: str) -> CrossEntropy:
+    """The baseline: every token predicted by its training frequency (add-one smoothed),
+    whatever came before it."""
+    log_p = np.log(counts + 1.0) - np.log(counts.sum() + len(counts))
+    targets = np.asarray(tokens[1:], dtype=np.int64)
+    return CrossEntropy(name, len(tokens), characters, len(targets), float(-log_p[targets].sum()))
+
+
+def evaluation_of(model: CrossEntropy, unigram: CrossEntropy | None) -> Evaluation:
+    """The model's cross entropy beside the unigram baseline's, as one Evaluation."""
+    rows = {"model": model.row()}
+    if unigram is not None:
+        rows["unigram"] = unigram.row()
+    return Evaluation(
+        task=TASK, data=f"{model.name}: {model.tokens:,} tokens, {model.characters:,} characters",
+        rows=rows, labels={"model": "lstmkit LSTM", "unigram": "unigram (token frequencies)"},
+        lower_is_better=["perplexity", "bits_per_character", "nats_per_token"],
+        notes=["bits_per_character: total nats over the characters of the text / ln 2, so "
+               "models with different tokenizers compare"],
+        details={"model": asdict(model), "unigram": None if unigram is None else asdict(unigram)})
 
 
 def stream_nats(net: nn.Module, tokens: np.ndarray, batch_size: int = 16,
@@ -370,13 +386,13 @@ def stream_nats(net: nn.Module, tokens: np.ndarray, batch_size: int = 16,
 
 
 def evaluate_part(net: nn.Module, stream: TokenStream, part: str, name: str | None = None,
-                  batch_size: int = 16) -> Evaluation | None:
-    """The :class:`Evaluation` of one part of a stream (None when it has under 2 tokens)."""
+                  batch_size: int = 16) -> CrossEntropy | None:
+    """The :class:`CrossEntropy` of one part of a stream (None when it has under 2 tokens)."""
     tokens = stream.part(part)
     if len(tokens) < 2:
         return None
     nats, predicted = stream_nats(net, tokens, batch_size)
-    return Evaluation(name or part, len(tokens), stream.characters[part], predicted, nats)
+    return CrossEntropy(name or part, len(tokens), stream.characters[part], predicted, nats)
 
 
 # --------------------------------------------------------------------------- generation
@@ -437,7 +453,7 @@ class FitReport:
     def summary(self) -> str:
         lines = [f"trained {self.result.steps} steps ({self.tokens_trained:,} tokens, "
                  f"{self.tokens_per_second:,.0f} tokens/s), stopped: {self.result.stop_reason}"]
-        lines += [e.summary() for e in (self.validation, self.test) if e is not None]
+        lines += [e.table() for e in (self.validation, self.test) if e is not None]
         return "\n".join(lines)
 
 
@@ -456,70 +472,86 @@ class PretrainedEncoder:
     config: dict[str, Any]
 
 
-class LanguageModel:
+class LanguageModel(Task):
     """A tokenizer and a :class:`LanguageModelNet`, trained on a corpus of text files."""
+
+    task = TASK
 
     def __init__(self, config: LanguageModelConfig | None = None) -> None:
         self.config = config or LanguageModelConfig()
         self.tokenizer: Tokenizer | None = None
         self.net: LanguageModelNet | None = None
         self.corpus: dict[str, Any] | None = None  # sources, pattern, fingerprint
+        self.unigram: np.ndarray | None = None  # training token counts: the baseline
         self.metrics: dict[str, Any] = {}
 
     # ---------------------------------------------------------------- training
 
-    def fit(self, text: TextSource = STDLIB, run_dir: str | Path | None = None,
-            overwrite: bool = False, cache_dir: str | Path | None = None) -> FitReport:
+    def fit(self, text: TextSource = STDLIB, run_dir: str | Path | None = None, *,
+            resume: bool = False, overwrite: bool = False,
+            cache_dir: str | Path | None = None) -> FitReport:
         """Learn the tokenizer and the network from ``text`` (files, folders or "stdlib").
 
-        With ``run_dir`` the run is written there, replacing an existing run only with
-        ``overwrite`` and only once it has succeeded.
+        With ``run_dir`` the run directory is written by the lifecycle's rules (see
+        lstmkit.tasks.lifecycle); ``resume`` continues an interrupted run.
         """
+        return super().fit(text, run_dir, resume=resume, overwrite=overwrite,
+                           cache_dir=cache_dir)
+
+    def _fit(self, text: TextSource, run: Run | None,
+             cache_dir: str | Path | None = None) -> FitReport:
         config = self.config
         config.validate()
-        if run_dir is not None:
-            prepare_run_dir(run_dir, overwrite)  # refuse before the long work starts
+        resumed = run is not None and run.resumed
         corpus = Corpus.scan(text, config.pattern, config.val_fraction, config.test_fraction)
-        self.tokenizer = build_tokenizer(
-            config.tokenizer,
-            take_characters(corpus.part_texts("train"), TOKENIZER_SAMPLE_CHARACTERS),
-            vocab_size=config.vocab_size, min_count=config.min_count, lowercase=config.lowercase,
-        )
+        if resumed:  # the tokenizer the run started with, not one learnt again
+            self.tokenizer = tokenizer_from_json(read_json(run.work / TOKENIZER_FILE))
+        else:
+            self.tokenizer = build_tokenizer(
+                config.tokenizer,
+                take_characters(corpus.part_texts("train"), TOKENIZER_SAMPLE_CHARACTERS),
+                vocab_size=config.vocab_size, min_count=config.min_count,
+                lowercase=config.lowercase)
         stream = cached_stream(corpus, self.tokenizer, cache_dir)
         train_set, val_set = self._datasets(stream)
         self.corpus = {"sources": _source_names(text), "pattern": config.pattern,
                        "fingerprint": corpus.fingerprint()}
+        if run is not None and run.writer and not resumed:
+            self.tokenizer.save(run.work / TOKENIZER_FILE)
         torch.manual_seed(config.train.seed)
         self.net = LanguageModelNet(self.tokenizer.vocab_size, config)
         loss = StreamLoss(config.activation_regularisation,
                           config.temporal_activation_regularisation)
-        # under torchrun every process trains, the first one writes the run
-        staging = (staged_run_dir(run_dir, overwrite) if run_dir is not None
-                   and is_main_process() else contextlib.nullcontext(None))
-        with staging as directory:
-            started = time.monotonic()
-            result = fit(self.net, train_set, loss, config.train, val_data=val_set,
-                         run_dir=directory)
-            seconds = time.monotonic() - started
-            tokens_trained = result.steps * config.train.batch_size * train_set.bptt
-            validation = evaluate_part(self.net, stream, "val")
-            test = evaluate_part(self.net, stream, "test")
-            self.net.to("cpu")
-            report = FitReport(result, validation, test, tokens_trained,
-                               tokens_trained / max(seconds, 1e-9))
-            self.metrics = {
-                "validation": validation.to_json() if validation else None,
-                "test": test.to_json() if test else None,
-                "training": {"steps": result.steps, "tokens": tokens_trained,
-                             "seconds": seconds, "tokens_per_second": report.tokens_per_second,
-                             "stop_reason": result.stop_reason, "best_epoch": result.best_epoch},
-                "corpus": {"files": len(corpus.files), "characters": stream.characters,
-                           "tokens": {part: stop - start
-                                      for part, (start, stop) in stream.parts.items()}},
-            }
-            if directory is not None:
-                self._save_into(directory)
+        started = time.monotonic()
+        result = fit(self.net, train_set, loss, config.train, val_data=val_set,
+                     run_dir=None if run is None else run.work, resume=resumed)
+        seconds = time.monotonic() - started
+        tokens_trained = result.steps * config.train.batch_size * train_set.bptt
+        self.unigram = unigram_counts(stream.part("train"), self.tokenizer.vocab_size)
+        validation, test = (self._evaluate_stream(stream, part) for part in ("val", "test"))
+        self.net.to("cpu")
+        report = FitReport(result, validation, test, tokens_trained,
+                           tokens_trained / max(seconds, 1e-9))
+        self.metrics = {
+            "validation": validation.to_json() if validation else None,
+            "test": test.to_json() if test else None,
+            "training": {"steps": result.steps, "tokens": tokens_trained,
+                         "seconds": seconds, "tokens_per_second": report.tokens_per_second,
+                         "stop_reason": result.stop_reason, "best_epoch": result.best_epoch},
+            "corpus": {"files": len(corpus.files), "characters": stream.characters,
+                       "tokens": {part: stop - start
+                                  for part, (start, stop) in stream.parts.items()}},
+        }
         return report
+
+    def _evaluate_stream(self, stream: TokenStream, part: str, name: str | None = None,
+                         batch_size: int = 16) -> Evaluation | None:
+        model = evaluate_part(self.net, stream, part, name, batch_size)
+        if model is None:
+            return None
+        unigram = (None if self.unigram is None else unigram_cross_entropy(
+            self.unigram, stream.part(part), stream.characters[part], model.name))
+        return evaluation_of(model, unigram)
 
     def _datasets(self, stream: TokenStream) -> tuple[ContiguousBatches, ContiguousBatches | None]:
         batch_size, bptt = self.config.train.batch_size, self.config.bptt
@@ -555,8 +587,11 @@ class LanguageModel:
         else:
             corpus = Corpus.scan(text, self.config.pattern, 0.0, 0.0)
             part, name = "train", "text"  # without held-out fractions everything is "train"
-        evaluation = evaluate_part(net, cached_stream(corpus, tokenizer, cache_dir), part, name,
-                                   batch_size)
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise LstmkitError(f"--batch-size must be a whole number of at least 1, got "
+                               f"{batch_size!r}")
+        evaluation = self._evaluate_stream(cached_stream(corpus, tokenizer, cache_dir), part,
+                                           name, batch_size)
         if evaluation is None:
             raise LstmkitError(f"the {name} part holds fewer than 2 tokens; nothing to predict")
         return evaluation
@@ -671,32 +706,30 @@ class LanguageModel:
 
     # ---------------------------------------------------------------- saving
 
-    def save(self, run_dir: str | Path, overwrite: bool = False) -> None:
-        """Write the model to ``run_dir`` (replacing an existing run only with ``overwrite``)."""
-        self._require_model()
-        with staged_run_dir(run_dir, overwrite) as staging:
-            self._save_into(staging)
-
-    def _save_into(self, directory: Path) -> None:
+    def _write(self, directory: Path) -> None:
         net, tokenizer = self._require_model()
         write_config(directory, TASK, {"language_model": self.config.to_json(),
                                        "vocab_size": tokenizer.vocab_size,
                                        "corpus": self.corpus})
         tokenizer.save(directory / TOKENIZER_FILE)
         save_weights(directory / MODEL_FILE, net.state_dict())
+        if self.unigram is not None:
+            save_weights(directory / UNIGRAM_FILE, {"counts": torch.from_numpy(self.unigram)})
         atomic_write_json(directory / METRICS_FILE, self.metrics)
 
     @classmethod
-    def load(cls, run_dir: str | Path) -> LanguageModel:
-        """The language model saved in ``run_dir`` (by fit or save)."""
-        saved = read_config(run_dir, TASK, required=[MODEL_FILE, TOKENIZER_FILE])
+    def _read(cls, run: FinishedRun) -> LanguageModel:
+        saved = run.config
         model = cls(LanguageModelConfig.from_json(saved["language_model"]))
-        model.tokenizer = load_tokenizer(Path(run_dir) / TOKENIZER_FILE)
+        model.tokenizer = tokenizer_from_json(run.json(TOKENIZER_FILE))
         model.corpus = saved["corpus"]
+        weights = run.weights(MODEL_FILE, lambda: LanguageModelNet(model.tokenizer.vocab_size,
+                                                                   model.config))
         model.net = LanguageModelNet(model.tokenizer.vocab_size, model.config)
-        model.net.load_state_dict(load_weights(Path(run_dir) / MODEL_FILE))
-        metrics = Path(run_dir) / METRICS_FILE
-        model.metrics = read_json(metrics) if metrics.is_file() else {}
+        model.net.load_state_dict(weights)
+        if run.has(UNIGRAM_FILE):
+            model.unigram = run.weights(UNIGRAM_FILE)["counts"].numpy()
+        model.metrics = run.json(METRICS_FILE) if run.has(METRICS_FILE) else {}
         return model
 
     def pretrained_encoder(self) -> PretrainedEncoder:

@@ -23,12 +23,10 @@ from typing import Any
 import torch
 
 from lstmkit.errors import LstmkitError
-from lstmkit.rundir import (
-    atomic_write_json,
-    atomic_write_text,
+from lstmkit.io.files import atomic_write_json, atomic_write_text, read_json
+from lstmkit.io.weights import (
     load_optimizer_state,
     load_weights,
-    read_json,
     read_weights_metadata,
     save_optimizer_state,
     save_weights,

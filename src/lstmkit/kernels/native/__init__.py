@@ -24,8 +24,8 @@ from torch import Tensor
 
 from lstmkit.kernels.native.build import NativeBuildError, compile_extension
 from lstmkit.kernels.native.choice import native_preferred
-from lstmkit.kernels.reference import LSTMNoise
-from lstmkit.nn.cell import LSTMWeights
+from lstmkit.kernels.noise import LSTMNoise
+from lstmkit.steps.lstm import LSTMWeights
 
 __all__ = ["Stream", "config_blocker", "lstm", "native_preferred", "unavailable_reason"]
 

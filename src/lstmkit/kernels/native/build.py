@@ -1,10 +1,11 @@
 """Compiling the native kernel at first use, into a cache that an edit or a new torch invalidates.
 
 The extension is built by torch.utils.cpp_extension.load (ninja and the system C++
-compiler) from the single translation unit lstm.cpp. Nothing is installed and no
-package is resolved: the build uses the torch already imported. The build directory
-is keyed by a hash of the source, the flags, the torch version and the CPU's vector
-capability, under $LSTMKIT_CACHE (default ~/.cache/lstmkit).
+compiler) from the .cpp files beside this one, which include the .h files there.
+Nothing is installed and no package is resolved: the build uses the torch already
+imported. The build directory is keyed by a hash of every source and header, the flags,
+the torch version and the CPU's vector capability, under $LSTMKIT_CACHE (default
+~/.cache/lstmkit).
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from types import ModuleType
 
 import torch
 
-SOURCE = Path(__file__).with_name("lstm.cpp")
+DIRECTORY = Path(__file__).parent
+SOURCES = sorted(DIRECTORY.glob("*.cpp"))  # the translation units
+HEADERS = sorted(DIRECTORY.glob("*.h"))
 
 
 class NativeBuildError(RuntimeError):
@@ -41,8 +44,11 @@ def compiler_flags() -> list[str]:
 
 
 def build_key() -> str:
-    """Hash of everything that changes the binary: source, flags, torch, CPU capability."""
-    digest = hashlib.sha256(SOURCE.read_bytes())
+    """Hash of what changes the binary: every source and header, flags, torch, CPU capability."""
+    digest = hashlib.sha256()
+    for path in (*SOURCES, *HEADERS):
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
     for part in (*compiler_flags(), torch.__version__, torch.backends.cpu.get_cpu_capability()):
         digest.update(part.encode())
     return digest.hexdigest()[:16]
@@ -65,7 +71,7 @@ def compile_extension() -> ModuleType:
     try:
         return cpp_extension.load(
             name=f"lstmkit_native_{key}",
-            sources=[str(SOURCE)],
+            sources=[str(path) for path in SOURCES],
             extra_cflags=compiler_flags(),
             extra_ldflags=["-lm"],  # glibc's libm pulls in libmvec, the vector exp and tanh
             build_directory=str(directory),
