@@ -8,8 +8,7 @@ import pytest
 
 from lstmkit.cli import main
 from lstmkit.errors import LstmkitError
-from lstmkit.forecast import ForecastConfig, Forecaster, backtest, train_run
-from lstmkit.tasks import forecast as forecast_task
+from lstmkit.forecast import ForecastConfig, Forecaster, backtest
 
 FAST = dict(steps=40, hidden_size=8, progress=False)
 
@@ -48,7 +47,7 @@ def test_fit_predict_evaluate_save_load(tmp_path):
     assert forecast["time"].iloc[0] == pd.Timestamp("2018-01-01")
     assert (forecast["q0.1"] <= forecast["q0.9"]).all()
     scores = model.evaluate(frame, holdout=6)
-    assert set(scores) >= {"model", "naive", "seasonal_naive"}
+    assert set(scores.rows) == {"model", "naive", "seasonal_naive"}
     assert scores["model"]["MASE"] < scores["naive"]["MASE"]  # a trend beats repeating the last
     model.save(tmp_path / "run")
     again = Forecaster.load(tmp_path / "run")
@@ -98,59 +97,42 @@ def test_ensemble_is_the_median_of_members():
 def test_backtest_reports_model_and_baselines_per_window():
     config = ForecastConfig(target="sales", time="month", horizon=6, window=12, **FAST)
     report = backtest(config, seasonal_frame(), windows=3)
-    assert len(report["windows"]) == 3 and len(report["fit_seconds"]) == 1
-    assert report["cutoffs"] == ["2016-06-01", "2016-12-01", "2017-06-01"]
-    assert 0 <= report["mean"]["model"]["coverage"] <= 1
+    assert len(report.details["windows"]) == 3 and len(report.details["fit_seconds"]) == 1
+    assert report.details["cutoffs"] == ["2016-06-01", "2016-12-01", "2017-06-01"]
+    assert 0 <= report["model"]["coverage"] <= 1
     refit = backtest(config, seasonal_frame(), windows=2, refit=True)
-    assert len(refit["fit_seconds"]) == 2
+    assert len(refit.details["fit_seconds"]) == 2
 
 
 def test_cli_train_predict_evaluate_plot(tmp_path, csv, capsys):
     out = tmp_path / "run"
     assert run_cli("forecast", "train", "--data", csv, "--target", "sales", "--horizon", 6,
-                   "--window", 12, "--steps", 30, "--hidden", 8, "--holdout", 6, "--out", out,
-                   "--no-progress", "--layer-norm") == 0
+                   "--window", 12, "--steps", 30, "--hidden-size", 8, "--holdout", 6, "--run-dir", out,
+                   "--quiet", "--layer-norm") == 0
     printed = capsys.readouterr().out
     assert "seasonal naive (m=12)" in printed and "lstmkit LSTM" in printed
-    for name in ("config.json", "model.safetensors", "scaler.json", "metrics.json",
+    for name in ("config.json", "model.safetensors", "scaler.json", "metrics.json", "manifest.json",
                  "report.html", "forecast.png", "gates.png", "training.png"):
         assert (out / name).is_file(), name
     assert json.loads((out / "config.json").read_text())["task"] == "forecast"
     assert (out / "members" / "0" / "log.csv").is_file()
 
-    assert run_cli("forecast", "predict", "--model", out, "--data", csv, "--output",
+    assert run_cli("forecast", "predict", "--run-dir", out, "--data", csv, "--output",
                    tmp_path / "f.csv") == 0
     predicted = pd.read_csv(tmp_path / "f.csv")
     assert len(predicted) == 6 and "q0.9" in predicted
-    assert run_cli("forecast", "evaluate", "--model", out, "--data", csv) == 0
+    assert run_cli("forecast", "evaluate", "--run-dir", out, "--data", csv) == 0
     assert "MASE" in capsys.readouterr().out
-    assert run_cli("forecast", "plot", "--model", out, "--data", csv, "--holdout", 6,
-                   "--out", tmp_path / "plots") == 0
+    assert run_cli("forecast", "plot", "--run-dir", out, "--data", csv, "--holdout", 6,
+                   "--output-dir", tmp_path / "plots") == 0
     assert (tmp_path / "plots" / "report.html").is_file()
-
-
-def test_resume_continues_an_interrupted_run(tmp_path, csv, monkeypatch):
-    config = ForecastConfig(target="sales", horizon=6, window=12, steps=120, hidden_size=8,
-                            progress=False)
-    whole, _ = train_run(config, csv, tmp_path / "whole")
-    # interrupt a second run in its second epoch (the first epoch's checkpoint is written)
-    loss = forecast_task._ForecastLoss.__call__
-    calls = {"n": 0}
-
-    def interrupted(self, model, batch):
-        calls["n"] += 1
-        if calls["n"] == 70:
-            raise KeyboardInterrupt
-        return loss(self, model, batch)
-
-    monkeypatch.setattr(forecast_task._ForecastLoss, "__call__", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        train_run(config, csv, tmp_path / "partial")
-    monkeypatch.setattr(forecast_task._ForecastLoss, "__call__", loss)
-    assert not (tmp_path / "partial" / "config.json").exists()
-    resumed, _ = train_run(config, csv, tmp_path / "partial", resume=True)
-    np.testing.assert_allclose(resumed.predict(csv)["forecast"], whole.predict(csv)["forecast"],
-                               rtol=1e-6)
+    # outputs never go into the model's run directory
+    assert run_cli("forecast", "plot", "--run-dir", out, "--data", csv, "--output-dir",
+                   out, "--overwrite") == 2
+    assert run_cli("forecast", "predict", "--run-dir", out, "--data", csv, "--output",
+                   out / "f.csv") == 2
+    assert "points into the model's run directory" in capsys.readouterr().err
+    assert (out / "model.safetensors").is_file()
 
 
 def write(tmp_path, name, text):
@@ -184,7 +166,7 @@ BAD_INPUTS = [
 def test_cli_bad_input_exits_2_with_message(tmp_path, csv, capsys, name, make, extra, message):
     data = make(tmp_path) if make else csv
     args = ["forecast", "train", "--data", data, "--target", "sales", "--horizon", 6,
-            "--window", 12, "--steps", 5, "--out", tmp_path / "run", "--no-progress"]
+            "--window", 12, "--steps", 5, "--run-dir", tmp_path / "run", "--quiet"]
     options = dict(zip(args[::2], args[1::2]))
     for flag, value in zip(extra[::2], extra[1::2]):
         options[flag] = value
@@ -202,7 +184,7 @@ def test_existing_run_is_never_overwritten_without_flag_nor_by_a_failed_run(tmp_
                                                                             capsys):
     out = tmp_path / "run"
     common = ["forecast", "train", "--data", csv, "--target", "sales", "--horizon", 6,
-              "--window", 12, "--steps", 10, "--hidden", 8, "--out", out, "--no-progress"]
+              "--window", 12, "--steps", 10, "--hidden-size", 8, "--run-dir", out, "--quiet"]
     assert run_cli(*common) == 0
     before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
     assert run_cli(*common) == 2
@@ -213,28 +195,12 @@ def test_existing_run_is_never_overwritten_without_flag_nor_by_a_failed_run(tmp_
     assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
 
 
-def saved_model_dir(tmp_path, name, header):
-    """A model directory with the files a forecaster needs and the given config header."""
-    directory = tmp_path / name
-    directory.mkdir()
-    (directory / "config.json").write_text(json.dumps(header))
-    (directory / "model.safetensors").write_bytes(b"")
-    (directory / "scaler.json").write_text("{}")
-    return directory
-
-
 def test_model_directory_incomplete_or_foreign(tmp_path, csv, capsys):
     (tmp_path / "empty").mkdir()
-    assert run_cli("forecast", "predict", "--model", tmp_path / "empty", "--data", csv) == 2
-    assert "config.json" in capsys.readouterr().err
-    foreign = saved_model_dir(tmp_path, "foreign",
-                              {"lstmkit_version": "0.1.0", "format_version": 1, "task": "lm"})
-    assert run_cli("forecast", "predict", "--model", foreign, "--data", csv) == 2
-    assert "'lm' model directory" in capsys.readouterr().err
-    newer = saved_model_dir(tmp_path, "newer",
-                            {"lstmkit_version": "9.0", "format_version": 99, "task": "forecast"})
-    assert run_cli("forecast", "predict", "--model", newer, "--data", csv) == 2
-    assert "newer lstmkit" in capsys.readouterr().err
+    assert run_cli("forecast", "predict", "--run-dir", tmp_path / "empty", "--data", csv) == 2
+    assert "not an lstmkit run directory" in capsys.readouterr().err
+    assert run_cli("forecast", "predict", "--run-dir", tmp_path / "none", "--data", csv) == 2
+    assert "does not exist" in capsys.readouterr().err
 
 
 def test_bad_option_values_are_user_errors(csv):

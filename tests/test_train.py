@@ -19,7 +19,7 @@ import torch
 from torch.utils.data import TensorDataset
 
 from lstmkit.errors import LstmkitError
-from lstmkit.rundir import load_weights
+from lstmkit.io.weights import load_weights
 from lstmkit.train import TrainConfig, TrainResult, evaluate_loss, fit, world_size
 from lstmkit.train.batches import plan_shares
 from lstmkit.train.schedule import LearningRateSchedule

@@ -5,15 +5,9 @@
 See :mod:`lstmkit.tasks.classify` for the whole story.
 """
 
-from lstmkit.tasks.classify import (
-    Classifier,
-    ClassifierConfig,
-    Evaluation,
-    Explanation,
-    FitReport,
-    Scores,
-)
+from lstmkit.tasks.classify import Classifier, ClassifierConfig, Explanation, FitReport
+from lstmkit.tasks.lifecycle import Evaluation
 from lstmkit.train import TrainConfig
 
-__all__ = ["Classifier", "ClassifierConfig", "Evaluation", "Explanation", "FitReport", "Scores",
+__all__ = ["Classifier", "ClassifierConfig", "Evaluation", "Explanation", "FitReport",
            "TrainConfig"]

@@ -13,12 +13,13 @@ every ``eval_every`` steps; ``hidden_state_gradient_norms`` measures
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from dataclasses import replace as dataclass_replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -39,7 +40,17 @@ from lstmkit.data.long_range import (
     load_digit_sequences,
 )
 from lstmkit.errors import LstmkitError
+from lstmkit.io.files import atomic_write_json, read_json
+from lstmkit.io.rundir import FinishedRun, Run, write_config
+from lstmkit.io.weights import (
+    load_optimizer_state,
+    load_weights,
+    read_weights_metadata,
+    save_optimizer_state,
+    save_weights,
+)
 from lstmkit.nn import GRU, LSTM, RNN
+from lstmkit.tasks.lifecycle import Evaluation, Task, config_from_json
 
 TASKS = ("adding", "copy", "digits")
 MODELS = ("lstm", "gru", "rnn")
@@ -339,15 +350,19 @@ class ExperimentResult:
     def final_metric(self) -> float:
         return self.final_metrics[self.metric_name]
 
-    def save(self, directory: str | Path, name: str) -> Path:
-        """Write ``name.json`` into directory (temp file, then rename); returns its path."""
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        path = directory / f"{name}.json"
-        temporary = path.with_suffix(".json.tmp")
-        temporary.write_text(json.dumps(asdict(self), indent=2) + "\n")
-        temporary.replace(path)
-        return path
+    def evaluation(self) -> Evaluation:
+        """The final test metrics beside the task's memoryless baseline."""
+        return Evaluation(
+            task=TASK, data=f"{self.config['task']} test set ({self.config['test_size']} "
+                            "sequences)",
+            rows={"model": dict(self.final_metrics),
+                  "baseline": {self.metric_name: self.baseline}},
+            labels={"model": f"{self.config['model']} {self.config['variant']}",
+                    "baseline": "memoryless baseline"},
+            lower_is_better=[] if self.metric_name == "accuracy" else [self.metric_name],
+            details={"steps_to_beat_baseline": self.steps_to_beat_baseline,
+                     "steps_to_solve": self.steps_to_solve, "steps": self.steps,
+                     "stop_reason": self.stop_reason})
 
 
 @torch.no_grad()
@@ -363,6 +378,8 @@ def evaluate(model: SequenceModel, spec: TaskSpec, chunk: int = 250) -> dict[str
 def run_experiment(
     config: ExperimentConfig,
     progress: Callable[[int, float, dict[str, float]], None] | None = None,
+    run_dir: Path | None = None,
+    resume: bool = False,
 ) -> tuple[ExperimentResult, SequenceModel]:
     """Train one model; returns what it reached and the trained model.
 
@@ -371,6 +388,10 @@ def run_experiment(
     solve" needs a test measurement every ``eval_every`` steps. Runs on the adding
     and copy tasks stop once solved; digits runs train for all their steps (or
     their time budget), since stopping on the test score would select on it.
+
+    With ``run_dir`` a checkpoint is kept there at every measurement (model, Adam,
+    the batch generator, the curve); ``resume`` continues from it to the result of
+    an uninterrupted run.
     """
     torch.manual_seed(config.seed)
     spec = task_spec(config)
@@ -379,14 +400,20 @@ def run_experiment(
     generator = torch.Generator().manual_seed(config.seed)
     stop_on_solve = config.task != "digits"
 
-    curve: list[dict] = []
-    beat_at: int | None = None
-    solved_at: int | None = None
+    loop: dict[str, Any] = {"step": 0, "seconds": 0.0, "curve": [], "beat_at": None,
+                            "solved_at": None}
+    if resume and run_dir is not None:
+        loop = _load_checkpoint(run_dir, model, optimizer, generator)
+    curve: list[dict] = loop["curve"]
+    beat_at: int | None = loop["beat_at"]
+    solved_at: int | None = loop["solved_at"]
     stop_reason = "steps"
-    start = time.perf_counter()
-    step = 0
-    final_metrics: dict[str, float] | None = None
-    while step < config.steps:
+    start = time.perf_counter() - loop["seconds"]
+    step = loop["step"]
+    final_metrics: dict[str, float] | None = curve[-1] if curve else None
+    if stop_on_solve and solved_at is not None:  # resumed after the solving measurement
+        stop_reason = "solved"
+    while step < config.steps and stop_reason != "solved":
         x, y = spec.draw_batch(config.batch_size, generator)
         loss = spec.loss(model(x), y)
         optimizer.zero_grad(set_to_none=True)
@@ -412,15 +439,21 @@ def run_experiment(
             beat_at = step
         if solved_at is None and spec.is_solved(metrics):
             solved_at = step
-            if stop_on_solve:
-                stop_reason = "solved"
-                break
+        if run_dir is not None:
+            _save_checkpoint(run_dir, model, optimizer, generator, {
+                "step": step, "seconds": seconds, "curve": curve, "beat_at": beat_at,
+                "solved_at": solved_at})
+        if solved_at is not None and stop_on_solve:
+            stop_reason = "solved"
+            break
         if out_of_time:
             stop_reason = "time budget"
             break
 
     if final_metrics is None:  # diverged between two measurements
         final_metrics = evaluate(model, spec)
+    final_metrics = {name: final_metrics[name] for name in final_metrics
+                     if name not in ("step", "seconds", "train_loss")}
     result = ExperimentResult(
         config=asdict(config),
         hidden=model.encoder.hidden_size,
@@ -439,6 +472,110 @@ def run_experiment(
         curve=curve,
     )
     return result, model
+
+
+_LAST_FILE, _OPTIMIZER_FILE, _STATE_FILE = ("last.safetensors", "optimizer.safetensors",
+                                            "trainer_state.json")
+_STEP_KEY = "lstmkit.step"
+
+
+def _save_checkpoint(run_dir: Path, model: SequenceModel, optimizer: torch.optim.Optimizer,
+                     generator: torch.Generator, loop: dict[str, Any]) -> None:
+    """Weights with the batch generator's state, Adam, then the loop's state last; the
+    step tag on both weight files detects a kill between the writes."""
+    tag = {_STEP_KEY: str(loop["step"])}
+    save_weights(run_dir / _LAST_FILE, {**model.state_dict(),
+                                        "generator_state": generator.get_state()}, tag)
+    save_optimizer_state(run_dir / _OPTIMIZER_FILE, optimizer.state_dict(), tag)
+    atomic_write_json(run_dir / _STATE_FILE, loop)
+
+
+def _load_checkpoint(run_dir: Path, model: SequenceModel, optimizer: torch.optim.Optimizer,
+                     generator: torch.Generator) -> dict[str, Any]:
+    if not (run_dir / _STATE_FILE).is_file():
+        raise LstmkitError(f"cannot resume: {run_dir} holds no checkpoint yet; start the run "
+                           "again with --overwrite")
+    loop = read_json(run_dir / _STATE_FILE)
+    for name in (_LAST_FILE, _OPTIMIZER_FILE):
+        if read_weights_metadata(run_dir / name).get(_STEP_KEY) != str(loop["step"]):
+            raise LstmkitError(f"cannot resume: {run_dir} was killed while saving its "
+                               "checkpoint; start the run again with --overwrite")
+    weights = load_weights(run_dir / _LAST_FILE)
+    generator.set_state(weights.pop("generator_state"))
+    model.load_state_dict(weights)
+    optimizer.load_state_dict(load_optimizer_state(run_dir / _OPTIMIZER_FILE))
+    return loop
+
+
+TASK = "experiment"
+MODEL_FILE = "model.safetensors"
+RESULT_FILE = "result.json"
+METRICS_FILE = "metrics.json"
+CURVE_FILE = "curve.png"
+
+
+class Experiment(Task):
+    """One long-range experiment on the task lifecycle: fit, evaluate, save, load.
+
+    ``fit`` takes no data (the tasks draw their own); ``evaluate`` measures the test
+    set again beside the memoryless baseline.
+    """
+
+    task = TASK
+
+    def __init__(self, config: ExperimentConfig,
+                 progress: Callable[[int, float, dict[str, float]], None] | None = None
+                 ) -> None:
+        self.config, self.progress = config, progress
+        self.result: ExperimentResult | None = None
+        self.model: SequenceModel | None = None
+
+    @property
+    def net(self) -> SequenceModel | None:
+        return self.model
+
+    def _fit(self, data: None, run: Run | None) -> ExperimentResult:
+        if data is not None:
+            raise LstmkitError("the long-range experiments draw their own data; pass none")
+        if run is not None and run.writer and not run.resumed:
+            write_config(run.work, TASK, {"experiment": asdict(self.config)})
+        self.result, self.model = run_experiment(
+            self.config, self.progress, None if run is None or not run.writer else run.work,
+            resume=run is not None and run.resumed)
+        return self.result
+
+    def evaluate(self) -> Evaluation:
+        if self.model is None:
+            raise LstmkitError("the experiment has not run: call fit or load a run first")
+        spec = task_spec(self.config)
+        result = dataclass_replace(self.result, final_metrics=evaluate(self.model, spec))
+        return result.evaluation()
+
+    def _write(self, directory: Path) -> None:
+        from lstmkit.report.curves import plot_curves
+
+        write_config(directory, TASK, {"experiment": asdict(self.config)})
+        save_weights(directory / MODEL_FILE, self.model.state_dict())
+        atomic_write_json(directory / RESULT_FILE, asdict(self.result))
+        atomic_write_json(directory / METRICS_FILE, self.result.evaluation().to_json())
+        result, config = self.result, self.config
+        plot_curves({f"{config.model} {config.variant}": (
+            [point["step"] for point in result.curve],
+            [point[result.metric_name] for point in result.curve])},
+            directory / CURVE_FILE, xlabel="training step", ylabel=f"test {result.metric_name}",
+            baseline=result.baseline, logy=result.metric_name != "accuracy", title=config.name)
+
+    @classmethod
+    def _read(cls, run: FinishedRun) -> Experiment:
+        config = config_from_json(ExperimentConfig, run.config["experiment"])
+        experiment = cls(config)
+        spec = task_spec(config)
+        weights = run.weights(MODEL_FILE, lambda: build_model(config, spec))
+        experiment.model = build_model(config, spec)
+        experiment.model.load_state_dict(weights)
+        experiment.result = config_from_json(ExperimentResult, run.json(RESULT_FILE),
+                                             RESULT_FILE)
+        return experiment
 
 
 # --- the mechanism: how far back the gradient reaches --------------------------------------------

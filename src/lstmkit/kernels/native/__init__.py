@@ -155,7 +155,7 @@ def _lstm_op(
 
 def workspace_numel(T, B, H: int, P: int, num_layers: int, num_directions: int,
                     layer_norm: bool):
-    """Elements of the forward's workspace (carve() in lstm.cpp lays it out; opcheck checks)."""
+    """Elements of the forward's workspace (workspace.cpp: carve() lays it out; opcheck checks)."""
     per_row = 4 * H + H + H + P  # gates, c_prev, tanh_c, h_in
     if layer_norm:
         per_row += 4 * H + 1 + 4 * H + 1 + H + 1  # ih_hat, ih_rstd, hh_hat, hh_rstd, c_hat, c_rstd

@@ -14,16 +14,19 @@
 //
 // Buffers. T steps, B sequences, I inputs, H cell units, P outputs (proj_size or H),
 // L layers, D directions; layer-direction k = layer * D + direction. Every 4H row holds
-// the gates in the order i, f, g, o (H each). All tensors are contiguous, row-major.
+// the gates in the order i, f, g, o (H each). Inside the kernel every tensor is
+// contiguous and row-major (the arguments are made so).
 //   x (T, B, I), h0 (L * D, B, P), c0 (L * D, B, H)   read only
 //   weights         L * D * kFieldCount optional tensors, Field order (below)
 //   output          (T, B, D * P), new; direction d writes columns [d * P, (d + 1) * P)
 //                   at input time, 0 past a sequence's length
 //   h_n, c_n        new copies of h0, c0 that hold the running state of each
 //                   layer-direction during the forward (h_n[k], c_n[k]) and leave final
-//   workspace       1-D, from the buffer cache (cached_buffer), laid out by carve():
-//                   what the forward saves for the backward (Saved, per k, then the
-//                   inputs of layers 1..L-1); complete only with save_for_backward
+//   workspace       1-D, laid out by carve(): what the forward saves for the backward
+//                   (Saved, per k, then the inputs of layers 1..L-1); complete only with
+//                   save_for_backward. A view of a cached buffer (cached_buffer), handed
+//                   out again only once nothing holds it
+//   backward scratch  from cached_buffer too, laid out and used in backward.cpp
 // Rows of inactive steps (s >= length) are written with zeros (c_prev with the held
 // state), so the backward's sums over all rows stay clean.
 
@@ -154,7 +157,7 @@ struct StepTime {
   }
 };
 
-// lengths: (B) int64, contiguous, or none.
+// The StepTime of one direction; lengths (B) int64, contiguous, or none.
 StepTime step_time(const std::optional<Tensor>& lengths, int64_t T, int64_t direction);
 
 // Row s * B + b of the result is row time(s, b) * B + b of a (T * B, .) input.
@@ -195,7 +198,7 @@ Stack make_stack(const Tensor& x, std::vector<OptionalTensor> weights, int64_t n
                  bool bidirectional, const std::optional<Tensor>& lengths, Noise noise,
                  bool save_for_backward);
 
-// ---- the module's functions (bound in bindings.cpp, with Python's argument order) -------
+// ---- the module's functions (bindings.cpp binds them as Python calls them) ---------------
 
 // forward.cpp. Returns output (T, B, D * P), h_n (L * D, B, P), c_n (L * D, B, H) and the
 // workspace the backward reads (1-D, laid out by carve; complete only with

@@ -140,13 +140,14 @@ StepTime step_time(const std::optional<Tensor>& lengths, int64_t T, int64_t dire
 Stack make_stack(const Tensor& x, std::vector<OptionalTensor> weights, int64_t num_layers,
                  bool bidirectional, const std::optional<Tensor>& lengths, Noise noise,
                  bool save_for_backward) {
-  const at::NoGradGuard no_grad;  // nor are these copies for autograd to record
-  Stack stack{x.contiguous()};
-  stack.cfg = make_config(stack.x, weights, num_layers, bidirectional, save_for_backward);
-  stack.weights = std::move(weights);
-  stack.noise = std::move(noise);
-  if (lengths.has_value()) stack.lengths = lengths->to(at::kLong).contiguous();
-  return stack;
+  const at::NoGradGuard no_grad;  // the copies below are not for autograd to record
+  Tensor contiguous = x.contiguous();
+  const Config cfg = make_config(contiguous, weights, num_layers, bidirectional,
+                                 save_for_backward);
+  std::optional<Tensor> long_lengths;
+  if (lengths.has_value()) long_lengths = lengths->to(at::kLong).contiguous();
+  return Stack{std::move(contiguous), cfg, std::move(weights), std::move(noise),
+               std::move(long_lengths)};
 }
 
 DirectionWeights::DirectionWeights(const std::vector<OptionalTensor>& all, int64_t k) {

@@ -1,0 +1,79 @@
+"""Every task's tiny model and data, for the lifecycle tests (one place to add a task)."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+TASKS = ("forecast", "classify", "lm", "experiment")
+
+
+def write_data(task: str, folder: Path) -> None:
+    """The task's small data set, written into ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if task == "forecast":
+        months = pd.date_range("2010-01-01", periods=72, freq="MS")
+        t = np.arange(72)
+        sales = 100 + t + 10 * np.sin(2 * np.pi * t / 12)
+        pd.DataFrame({"month": months, "sales": sales}).to_csv(folder / "data.csv", index=False)
+    elif task == "classify":
+        rng = random.Random(0)
+        words = "the a cat dog sat ran on mat big small red".split()
+        rows = []
+        for _ in range(80):
+            text = [rng.choice(words) for _ in range(rng.randint(2, 6))]
+            positive = rng.random() < 0.5
+            if positive:
+                text.insert(0, "great")
+            rows.append({"text": " ".join(text), "label": "pos" if positive else "neg"})
+        pd.DataFrame(rows).to_csv(folder / "data.csv", index=False)
+    elif task == "lm":
+        rng = random.Random(0)
+        lines = [f"def {rng.choice('abcd')}({rng.choice('xyz')}):\n    return {rng.randint(0, 9)}\n"
+                 for _ in range(150)]
+        (folder / "data.txt").write_text("".join(lines), encoding="utf-8")
+
+
+def make_task(task: str, folder: Path, variant: int = 0) -> tuple[Any, Any, dict[str, Any]]:
+    """(an untrained model, its data, fit's options); ``variant`` changes the seed."""
+    from lstmkit.train import TrainConfig
+
+    if task == "forecast":
+        from lstmkit.forecast import ForecastConfig, Forecaster
+
+        config = ForecastConfig(target="sales", time="month", horizon=6, window=12, steps=150,
+                                hidden_size=8, ensemble=2, seed=variant, progress=False)
+        return Forecaster(config), folder / "data.csv", {"holdout": 6, "report": False}
+    if task == "classify":
+        from lstmkit.classify import Classifier, ClassifierConfig
+
+        train = TrainConfig(epochs=4, batch_size=16, lr=0.02, patience=None, seed=variant,
+                            progress=False)
+        config = ClassifierConfig(embedding_dim=8, hidden_size=8, train=train)
+        return Classifier(config), folder / "data.csv", {}
+    if task == "lm":
+        from lstmkit.lm import LanguageModel, LanguageModelConfig
+
+        train = TrainConfig(epochs=3, batch_size=4, lr=1e-2, schedule="cosine", patience=None,
+                            shuffle=False, seed=variant, progress=False)
+        config = LanguageModelConfig(embedding_dim=8, hidden_size=16, num_layers=1, bptt=20,
+                                     train=train)
+        return LanguageModel(config), folder / "data.txt", {"cache_dir": folder / "cache"}
+    if task == "experiment":
+        from lstmkit.experiment import Experiment, ExperimentConfig
+
+        config = ExperimentConfig(task="copy", length=10, hidden=8, steps=60, eval_every=20,
+                                  seed=variant)
+        return Experiment(config), None, {}
+    raise ValueError(task)
+
+
+def weights_of(model: Any) -> dict[str, Any]:
+    """Every trained tensor of a fitted or loaded model, by name."""
+    nets = getattr(model, "members", None) or [model.net]
+    return {f"{k}.{name}": tensor for k, net in enumerate(nets)
+            for name, tensor in net.state_dict().items()}
