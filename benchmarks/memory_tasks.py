@@ -3,7 +3,7 @@
 Runs every row of GRID (adding problem, copying memory, sequential digits), each
 under its own time budget, in worker processes of one torch thread each (on a
 busy 2-core machine one thread per process is several times faster than two);
-writes each run's JSON and learning curve to OUT/runs, one learning-curve plot
+writes each run's directory (result.json, curve.png, weights) to OUT/runs, one learning-curve plot
 per task and length to OUT, the results table OUT/table.md with the command that
 reproduces each row, and the gradient pictures OUT/gradient_norms_T{100,200}.png.
 
@@ -26,10 +26,9 @@ from dataclasses import fields, replace
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
 
-from lstmkit.cli.experiment import write_run
 from lstmkit.data.long_range import adding_batch
+from lstmkit.experiment import Experiment
 from lstmkit.report.curves import plot_curves
 from lstmkit.report.gradients import plot_gradient_norms
 from lstmkit.tasks.long_range import (
@@ -39,7 +38,6 @@ from lstmkit.tasks.long_range import (
     beats_baseline,
     build_model,
     hidden_state_gradient_norms,
-    run_experiment,
     task_spec,
 )
 
@@ -78,9 +76,9 @@ def cli_command(config: ExperimentConfig) -> str:
             words.append("--permuted")
     else:
         words.append(f"--length {config.length}")
-    words.append(f"--model {config.model}")
+    words.append(f"--cell {config.model}")
     defaults = ExperimentConfig(config.task, length=config.length)
-    options = {"variant": "--variant", "hidden": "--hidden", "steps": "--steps",
+    options = {"variant": "--variant", "hidden": "--hidden-size", "steps": "--steps",
                "time_budget_s": "--time-budget", "batch_size": "--batch-size", "lr": "--lr",
                "eval_every": "--eval-every", "seed": "--seed"}
     for name, flag in options.items():
@@ -92,11 +90,9 @@ def cli_command(config: ExperimentConfig) -> str:
 
 
 def run_row(config: ExperimentConfig, out: Path) -> None:
-    """Worker: train one row, write its JSON, learning curve and weights (safetensors)."""
+    """Worker: train one row into its run directory OUT/runs/NAME (replacing an old one)."""
     torch.set_num_threads(1)
-    result, model = run_experiment(config)
-    write_run(config, result, out / "runs")
-    save_file(model.state_dict(), out / "runs" / f"{config.name}.safetensors")
+    result = Experiment(config).fit(None, out / "runs" / config.name, overwrite=True)
     print(f"{config.name}: {result.metric_name} {result.final_metric:.4f} "
           f"(baseline {result.baseline:.4f}) in {result.seconds:.0f}s", flush=True)
 
@@ -106,7 +102,8 @@ def config_from(saved: dict) -> ExperimentConfig:
 
 
 def load_runs(out: Path) -> list[dict]:
-    return [json.loads(path.read_text()) for path in sorted((out / "runs").glob("*.json"))]
+    return [json.loads(path.read_text())
+            for path in sorted((out / "runs").glob("*/result.json"))]
 
 
 def first_step_beating_baseline(run: dict) -> int | None:
@@ -181,15 +178,16 @@ def gradient_picture(out: Path, T: int) -> Path:
         spec = task_spec(config)
         torch.manual_seed(0)
         for stage in ("init", "trained"):
-            model = build_model(config, spec)
             label = f"{model_name} {stage}"
-            if stage == "trained":
-                weights = out / "runs" / f"{config.name}.safetensors"
-                if not weights.exists():
+            if stage == "init":
+                model = build_model(config, spec)
+            else:
+                run_dir = out / "runs" / config.name
+                if not run_dir.is_dir():
                     continue
-                model.load_state_dict(load_file(weights))
-                run = json.loads((out / "runs" / f"{config.name}.json").read_text())
-                label += f" ({'solved' if run['steps_to_solve'] else 'not solved'})"
+                trained = Experiment.load(run_dir)
+                model = trained.model
+                label += f" ({'solved' if trained.result.steps_to_solve else 'not solved'})"
             # float64 follows the plain RNN's gradient below float32's floor of 1e-38
             measured = hidden_state_gradient_norms(model.double(), x.double(), y.double(),
                                                    spec.loss)

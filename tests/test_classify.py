@@ -75,7 +75,7 @@ def text_run(tmp_path_factory):
     folder = tmp_path_factory.mktemp("text")
     keyword_texts(200, seed=0).to_csv(folder / "train.csv", index=False)
     keyword_texts(60, seed=1).to_csv(folder / "test.csv", index=False)
-    code = main(["classify", "train", str(folder / "train.csv"), "--run-dir",
+    code = main(["classify", "train", "--data", str(folder / "train.csv"), "--run-dir",
                  str(folder / "run"), "--text-column", "review", "--label-column",
                  "sentiment", "--epochs", "8", *TINY_MODEL])
     assert code == 0
@@ -90,20 +90,21 @@ def test_train_writes_a_run_that_learned_the_keyword(text_run):
     for name in ("config.json", "model.safetensors", "tokenizer.json", "metrics.json",
                  "confusion_matrix.png", "baseline.json", "log.csv"):
         assert (run / name).is_file(), name
-    validation = json.loads((run / "metrics.json").read_text())["validation"]
-    assert validation["model"]["accuracy"] >= 0.9
-    assert validation["baseline"]["name"] == "tfidf_logreg"
+    validation = json.loads((run / "metrics.json").read_text())
+    assert validation["rows"]["model"]["accuracy"] >= 0.9
+    assert validation["labels"]["baseline"] == "tfidf_logreg"
 
 
 def test_predict_texts_and_file(text_run, capsys):
-    code, out, _ = run_cli(["classify", "predict", text_run / "run", "--text",
+    code, out, _ = run_cli(["classify", "predict", "--run-dir", text_run / "run", "--text",
                             "the cat is great", "--text", "the dog sat"], capsys)
     assert code == 0
     frame = pd.read_csv(__import__("io").StringIO(out))
     assert list(frame["predicted"]) == ["pos", "neg"]
     assert np.allclose(frame[["p(neg)", "p(pos)"]].sum(axis=1), 1.0)
     output = text_run / "predictions.csv"
-    code, _, _ = run_cli(["classify", "predict", text_run / "run", text_run / "test.csv",
+    code, _, _ = run_cli(["classify", "predict", "--run-dir", text_run / "run", "--data",
+                          text_run / "test.csv",
                           "--output", output], capsys)
     assert code == 0
     predictions = pd.read_csv(output)
@@ -113,15 +114,16 @@ def test_predict_texts_and_file(text_run, capsys):
 
 def test_evaluate_beside_baseline_and_inspect(text_run, capsys):
     out_dir = text_run / "evaluation"
-    code, out, _ = run_cli(["classify", "evaluate", text_run / "run", text_run / "test.csv",
+    code, out, _ = run_cli(["classify", "evaluate", "--run-dir", text_run / "run", "--data",
+                            text_run / "test.csv",
                             "--output-dir", out_dir], capsys)
     assert code == 0 and "tfidf_logreg" in out and "lstmkit" in out
-    metrics = json.loads((out_dir / "metrics.json").read_text())["evaluation"]
-    assert metrics["model"]["accuracy"] >= 0.9 and metrics["examples"] == 60
-    assert set(metrics["model"]["per_class"]) == {"neg", "pos"}
+    metrics = json.loads((out_dir / "metrics.json").read_text())
+    assert metrics["rows"]["model"]["accuracy"] >= 0.9 and metrics["details"]["examples"] == 60
+    assert set(metrics["details"]["per_class"]["model"]) == {"neg", "pos"}
     assert (out_dir / "confusion_matrix.png").stat().st_size > 0
     look = text_run / "look"
-    code, out, _ = run_cli(["classify", "inspect", text_run / "run", "--text",
+    code, out, _ = run_cli(["classify", "inspect", "--run-dir", text_run / "run", "--text",
                             "a big great tree", "--output-dir", look, "--units", "0,3"],
                            capsys)
     assert code == 0 and "'pos'" in out
@@ -154,20 +156,21 @@ def test_numeric_sequences_long_layout(tmp_path, capsys):
     assert report.sequences_per_second > 0
     loaded = Classifier.load(tmp_path / "run")
     evaluation = loaded.evaluate(tmp_path / "test.csv")
-    assert evaluation.model.accuracy >= 0.85
-    assert evaluation.baseline.name == "1nn_euclidean"
+    assert evaluation.model["accuracy"] >= 0.85
+    assert evaluation.labels["baseline"] == "1nn_euclidean"
     assert np.allclose(loaded.predict_proba(tmp_path / "test.csv"),
                        classifier.predict_proba(tmp_path / "test.csv"))
     predictions = loaded.predict(tmp_path / "test.csv")
     assert predictions["id"].str.startswith("s").all() and len(predictions) == 60
-    code, _, err = run_cli(["classify", "predict", tmp_path / "run", "--text", "1 2"], capsys)
+    code, _, err = run_cli(["classify", "predict", "--run-dir", tmp_path / "run", "--text",
+                            "1 2"], capsys)
     assert code == 2 and "numeric sequences, not texts" in err
 
 
 def test_lstm_variants_and_frames_survive_save_and_load(tmp_path, capsys):
     signed_sequences(24, seed=6).to_csv(tmp_path / "train.csv", index=False)
-    code, _, err = run_cli(["classify", "train", tmp_path / "train.csv", "--run-dir",
-                            tmp_path / "run", "--data", "numbers", "--value-columns", "x",
+    code, _, err = run_cli(["classify", "train", "--data", tmp_path / "train.csv", "--run-dir",
+                            tmp_path / "run", "--kind", "numbers", "--value-columns", "x",
                             "--id-column", "id", "--step-column", "t", "--frame-length", "3",
                             "--hidden-size", "6", "--num-layers", "2", "--peephole",
                             "--layer-norm", "--zoneout", "0.1", "0.05", "--recurrent-dropout",
@@ -180,24 +183,6 @@ def test_lstm_variants_and_frames_survive_save_and_load(tmp_path, capsys):
     assert encoder.proj_size == 4 and encoder.input_size == 3  # 3 steps of 1 value per input
     explanation = classifier.explain(np.arange(7.0))
     assert explanation.tokens == ["0", "3", "6"] and explanation.attention is None
-
-
-def test_resume_matches_an_uninterrupted_run(tmp_path):
-    data = signed_sequences(40, seed=4)
-
-    def config(**limits):
-        return ClassifierConfig(data="numbers", value_columns=["x"], id_column="id",
-                                step_column="t", hidden_size=6, train=TrainConfig(
-                                    epochs=3, batch_size=8, progress=False, **limits))
-
-    whole = Classifier(config())
-    whole.fit(data)
-    Classifier(config(max_steps=7)).fit(data, run_dir=tmp_path / "run")
-    resumed = Classifier(config())
-    report = resumed.fit(data, run_dir=tmp_path / "run", resume=True)
-    assert report.train.steps == 15  # 36 training sequences / 8 per batch, 3 epochs
-    np.testing.assert_allclose(resumed.predict_proba(data), whole.predict_proba(data),
-                               rtol=1e-5, atol=1e-6)
 
 
 def test_one_row_per_sequence_matches_long_layout(tmp_path):
@@ -283,7 +268,7 @@ def fake_language_model(monkeypatch):
 def test_from_lm_copies_weights_and_freezes_all_but_the_head_first(
         tmp_path, fake_language_model, capsys):
     keyword_texts(80, seed=2).to_csv(tmp_path / "train.csv", index=False)
-    code, _, err = run_cli(["classify", "train", tmp_path / "train.csv", "--run-dir",
+    code, _, err = run_cli(["classify", "train", "--data", tmp_path / "train.csv", "--run-dir",
                             tmp_path / "run", "--text-column", "review", "--label-column",
                             "sentiment", "--from-lm", tmp_path / "lm", "--epochs", "1",
                             "--quiet", "--no-bidirectional"], capsys)
@@ -328,13 +313,13 @@ BAD_TRAINING_FILES = {
     "single class": ("text,label\nhello,a\nbye,a\nhi,a\n", [], "single class"),
     "empty text": ("text,label\nhello,a\n   ,b\nhi,a\n", [], "row 2: the text"),
     "zero-length sequence": ('{"v": [1, 2], "label": "a"}\n{"v": [], "label": "b"}\n',
-                             ["--data", "numbers", "--value-columns", "v"],
+                             ["--kind", "numbers", "--value-columns", "v"],
                              "row 2: the sequence in column 'v' has length zero"),
     "mixed value types": ("id,v,label\n1,0.5,a\n1,x7,a\n2,1.5,b\n",
-                          ["--data", "numbers", "--value-columns", "v", "--id-column", "id"],
+                          ["--kind", "numbers", "--value-columns", "v", "--id-column", "id"],
                           "row 2: column 'v' mixes value types: 'x7'"),
     "mixed types in a list": ('{"v": [1, "a"], "label": "a"}\n{"v": [2], "label": "b"}\n',
-                              ["--data", "numbers", "--value-columns", "v"],
+                              ["--kind", "numbers", "--value-columns", "v"],
                               "mixes value types"),
 }
 
@@ -344,7 +329,7 @@ def test_bad_training_data_is_a_clear_error(case, tmp_path, capsys):
     content, options, message = BAD_TRAINING_FILES[case]
     suffix = ".jsonl" if content.startswith("{") else ".csv"
     data = write(tmp_path / f"data{suffix}", content)
-    code, _, err = run_cli(["classify", "train", data, "--run-dir", tmp_path / "run",
+    code, _, err = run_cli(["classify", "train", "--data", data, "--run-dir", tmp_path / "run",
                             *options, "--quiet"], capsys)
     assert code == 2
     assert message in err and "Traceback" not in err
@@ -353,7 +338,7 @@ def test_bad_training_data_is_a_clear_error(case, tmp_path, capsys):
 
 def test_non_utf8_names_the_byte(tmp_path, capsys):
     (tmp_path / "data.csv").write_bytes(b"text,label\nhello,a\ncaf\xe9,b\n")
-    code, _, err = run_cli(["classify", "train", tmp_path / "data.csv", "--run-dir",
+    code, _, err = run_cli(["classify", "train", "--data", tmp_path / "data.csv", "--run-dir",
                             tmp_path / "run"], capsys)
     assert code == 2
     assert "not UTF-8" in err and "byte offset 22 (line 3" in err
@@ -362,7 +347,7 @@ def test_non_utf8_names_the_byte(tmp_path, capsys):
 def test_existing_run_dir_and_bad_model_dirs_are_left_alone(text_run, tmp_path, capsys):
     run = text_run / "run"
     before = {p.name: p.stat().st_mtime_ns for p in run.iterdir()}
-    code, _, err = run_cli(["classify", "train", text_run / "train.csv", "--run-dir", run,
+    code, _, err = run_cli(["classify", "train", "--data", text_run / "train.csv", "--run-dir", run,
                             "--text-column", "review", "--label-column", "sentiment"],
                            capsys)
     assert code == 2 and "--overwrite" in err
@@ -372,20 +357,21 @@ def test_existing_run_dir_and_bad_model_dirs_are_left_alone(text_run, tmp_path, 
     write(other / "config.json", json.dumps({"lstmkit_version": "0.1.0", "format_version": 1,
                                              "task": "forecast"}))
     write(other / "model.safetensors", "")
-    code, _, err = run_cli(["classify", "predict", other, "--text", "hi"], capsys)
-    assert code == 2 and "'forecast' model directory" in err
+    code, _, err = run_cli(["classify", "predict", "--run-dir", other, "--text", "hi"], capsys)
+    assert code == 2 and "has not finished" in err
 
 
 def test_unseen_labels_in_evaluate_and_predict(text_run, tmp_path, capsys):
     data = write(tmp_path / "new.csv", "review,sentiment\nthe cat,pos\nthe dog,meh\n")
-    for command in (["evaluate", text_run / "run", data],
-                    ["predict", text_run / "run", data]):
+    for command in (["evaluate", "--run-dir", text_run / "run", "--data", data],
+                    ["predict", "--run-dir", text_run / "run", "--data", data]):
         code, _, err = run_cli(["classify", *command], capsys)
         assert code == 2
         assert "labels never seen in training: 'meh'" in err and "Traceback" not in err
-    code, _, err = run_cli(["classify", "predict", text_run / "run", "--text", "  "], capsys)
+    code, _, err = run_cli(["classify", "predict", "--run-dir", text_run / "run", "--text",
+                            "  "], capsys)
     assert code == 2 and "text 1 is empty" in err
     existing = write(tmp_path / "out.csv", "keep me")
-    code, _, err = run_cli(["classify", "predict", text_run / "run", "--text", "great",
+    code, _, err = run_cli(["classify", "predict", "--run-dir", text_run / "run", "--text", "great",
                             "--output", existing], capsys)
     assert code == 2 and existing.read_text() == "keep me"

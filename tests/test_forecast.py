@@ -107,8 +107,8 @@ def test_backtest_reports_model_and_baselines_per_window():
 def test_cli_train_predict_evaluate_plot(tmp_path, csv, capsys):
     out = tmp_path / "run"
     assert run_cli("forecast", "train", "--data", csv, "--target", "sales", "--horizon", 6,
-                   "--window", 12, "--steps", 30, "--hidden-size", 8, "--holdout", 6, "--run-dir", out,
-                   "--quiet", "--layer-norm") == 0
+                   "--window", 12, "--steps", 30, "--hidden-size", 8, "--holdout", 6,
+                   "--run-dir", out, "--quiet", "--layer-norm") == 0
     printed = capsys.readouterr().out
     assert "seasonal naive (m=12)" in printed and "lstmkit LSTM" in printed
     for name in ("config.json", "model.safetensors", "scaler.json", "metrics.json", "manifest.json",
@@ -209,3 +209,11 @@ def test_bad_option_values_are_user_errors(csv):
     with pytest.raises(LstmkitError, match="zoneout"):
         Forecaster(ForecastConfig(target="sales", horizon=3, window=6, steps=1,
                                   lstm_options={"zoneout": 2.0})).fit(csv)
+
+
+@pytest.mark.parametrize("steps, batch_size", [(137, 32), (800, 7)])
+def test_trains_exactly_the_steps_asked_for(steps, batch_size):
+    config = ForecastConfig(target="sales", time="month", horizon=6, window=12, steps=steps,
+                            batch_size=batch_size, hidden_size=4, progress=False)
+    model = Forecaster(config).fit(seasonal_frame(n=60))
+    assert model.histories[0][-1]["step"] == steps

@@ -20,8 +20,9 @@ from lstmkit.data.token_stream import (
 )
 from lstmkit.data.tokenizers import build_tokenizer
 from lstmkit.errors import LstmkitError
+from lstmkit.io.rundir import open_run, write_config
 from lstmkit.lm import (
-    Evaluation,
+    CrossEntropy,
     LanguageModel,
     LanguageModelConfig,
     LanguageModelNet,
@@ -31,7 +32,6 @@ from lstmkit.lm import (
 )
 from lstmkit.nn import LSTM
 from lstmkit.report.cell_activations import find_interesting_units, text_features
-from lstmkit.rundir import write_config
 from lstmkit.train import TrainConfig
 
 
@@ -191,24 +191,26 @@ def test_training_beats_the_unigram_entropy(trained, corpus_dir):
     counts = np.array(list(Counter(train_text).values()), dtype=float)
     p = counts / counts.sum()
     unigram_nats = float(-(p * np.log(p)).sum())
-    assert report.validation.nats_per_token < 0.8 * unigram_nats
-    assert report.test.nats_per_token < 0.8 * unigram_nats
+    assert report.validation.model["nats_per_token"] < 0.8 * unigram_nats
+    assert report.test.model["nats_per_token"] < 0.8 * unigram_nats
+    # the baseline beside it is that unigram model (add-one smoothed)
+    assert report.test["unigram"]["nats_per_token"] == pytest.approx(unigram_nats, rel=0.1)
     assert report.tokens_per_second > 0 and report.result.steps > 0
 
 
 def test_evaluation_numbers(trained):
     model, report, run_dir, cache = trained
-    test = report.test
+    test = CrossEntropy(**report.test.details["model"])
     assert test.perplexity == pytest.approx(math.exp(test.nats / test.predicted))
     assert test.tokens == test.characters  # a character model
     assert test.bits_per_character == pytest.approx(test.nats / test.predicted / math.log(2))
     # word or BPE tokens: bits per character of the text itself
-    words = Evaluation("text", tokens=250, characters=1000, predicted=249, nats=498.0)
+    words = CrossEntropy("text", tokens=250, characters=1000, predicted=249, nats=498.0)
     assert words.bits_per_character == pytest.approx(2.0 * 250 / 1000 / math.log(2))
     again = LanguageModel.load(run_dir).evaluate(cache_dir=cache)
-    assert again.nats == pytest.approx(test.nats, rel=1e-5)
+    assert again.details["model"]["nats"] == pytest.approx(test.nats, rel=1e-5)
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert metrics["test"]["perplexity"] == pytest.approx(test.perplexity)
+    assert metrics["test"]["rows"]["model"]["perplexity"] == pytest.approx(test.perplexity)
 
 
 def test_sampling_filters():
@@ -327,13 +329,15 @@ def test_text_features_and_found_units():
 
 def test_inspect_writes_png_and_html(trained, tmp_path, capsys):
     _, _, run_dir, cache = trained
-    code, out, err = run_cli(["lm", "inspect", run_dir, "--output-dir", tmp_path / "look",
+    code, out, err = run_cli(["lm", "inspect", "--run-dir", run_dir, "--output-dir",
+                              tmp_path / "look",
                               "--characters", "300", "--cache-dir", cache], capsys)
     assert code == 0, err
     html = (tmp_path / "look" / "cell_activations.html").read_text()
     assert "<span style=\"background:" in html and "r = " in html
     assert (tmp_path / "look" / "cell_activations.png").read_bytes()[:4] == b"\x89PNG"
-    code, _, err = run_cli(["lm", "inspect", run_dir, "--output-dir", tmp_path / "units",
+    code, _, err = run_cli(["lm", "inspect", "--run-dir", run_dir, "--output-dir",
+                            tmp_path / "units",
                             "--text", "def f(x):\n", "--units", "0,5"], capsys)
     assert code == 0, err
     assert "unit 5" in (tmp_path / "units" / "cell_activations.html").read_text()
@@ -345,15 +349,16 @@ def test_inspect_writes_png_and_html(trained, tmp_path, capsys):
 def test_cli_train_evaluate_generate(tmp_path, capsys):
     (tmp_path / "c.txt").write_text(code_text(200), encoding="utf-8")
     small = ["--embedding-dim", "8", "--hidden-size", "16", "--num-layers", "1", "--batch-size",
-             "4", "--bptt", "20", "--max-steps", "5", "--quiet", "--cache-dir", tmp_path / "cache"]
-    code, out, err = run_cli(["lm", "train", tmp_path / "c.txt", "--run-dir", tmp_path / "run",
+             "4", "--bptt", "20", "--steps", "5", "--quiet", "--cache-dir", tmp_path / "cache"]
+    code, out, err = run_cli(["lm", "train", "--data", tmp_path / "c.txt", "--run-dir",
+                              tmp_path / "run",
                               *small], capsys)
     assert code == 0, err
-    assert "bits per character" in out
-    code, out, _ = run_cli(["lm", "evaluate", tmp_path / "run", "--cache-dir",
+    assert "bits_per_character" in out and "unigram" in out
+    code, out, _ = run_cli(["lm", "evaluate", "--run-dir", tmp_path / "run", "--cache-dir",
                             tmp_path / "cache"], capsys)
-    assert code == 0 and out.startswith("test: perplexity")
-    code, out, _ = run_cli(["lm", "generate", tmp_path / "run", "--prompt", "def",
+    assert code == 0 and out.startswith("test: ") and "perplexity" in out
+    code, out, _ = run_cli(["lm", "generate", "--run-dir", tmp_path / "run", "--prompt", "def",
                             "--max-tokens", "15", "--seed", "2"], capsys)
     assert code == 0 and out.startswith("def") and len(out) == len("def") + 15 + 1
 
@@ -379,7 +384,7 @@ def test_bad_corpus_is_a_clear_error_and_keeps_the_old_run(case, message, tmp_pa
     folder.mkdir()
     if text is not None:
         write_bytes(folder / "t.txt", text)
-    code, out, err = run_cli(["lm", "train", folder, "--run-dir", run_dir, "--overwrite",
+    code, out, err = run_cli(["lm", "train", "--data", folder, "--run-dir", run_dir, "--overwrite",
                               "--cache-dir", tmp_path / "cache", "--quiet"], capsys)
     assert code == 2
     assert message in err and "Traceback" not in err
@@ -393,9 +398,10 @@ def test_bad_generation_options_and_unknown_prompt(trained, capsys):
     run_dir = trained[2]
     for option, value in [("--temperature", "0"), ("--temperature", "-1"), ("--top-k", "0"),
                           ("--top-p", "1.5")]:
-        code, out, err = run_cli(["lm", "generate", run_dir, option, value], capsys)
+        code, out, err = run_cli(["lm", "generate", "--run-dir", run_dir, option, value], capsys)
         assert code == 2 and option.strip("-").replace("-", "_") in err and out == ""
-    code, out, err = run_cli(["lm", "generate", run_dir, "--prompt", "def €", "--max-tokens",
+    code, out, err = run_cli(["lm", "generate", "--run-dir", run_dir, "--prompt", "def €",
+                              "--max-tokens",
                               "5", "--seed", "0"], capsys)
     assert code == 0
     assert "warning" in err and "'€'" in err and "<unk>" in err
@@ -403,10 +409,12 @@ def test_bad_generation_options_and_unknown_prompt(trained, capsys):
 
 
 def test_model_directory_of_another_task(tmp_path, capsys):
-    write_config(tmp_path / "clf", "classify", {})
+    with open_run(tmp_path / "clf", "classify") as run:
+        write_config(run.work, "classify", {})
     for command in (["evaluate"], ["generate"], ["inspect", "--output-dir", tmp_path / "o"]):
-        code, _, err = run_cli(["lm", command[0], tmp_path / "clf", *command[1:]], capsys)
-        assert code == 2 and "'classify' model directory" in err
+        code, _, err = run_cli(["lm", command[0], "--run-dir", tmp_path / "clf", *command[1:]],
+                               capsys)
+        assert code == 2 and "'classify' run directory" in err
     assert not (tmp_path / "o").exists()
 
 
@@ -425,7 +433,7 @@ def test_word_model_reports_bits_per_character_of_the_text(tmp_path):
                                       train=TrainConfig(max_steps=3, batch_size=4,
                                                         shuffle=False, progress=False)))
     report = model.fit(tmp_path / "c.txt", cache_dir=tmp_path / "cache")
-    test = report.test
+    test = CrossEntropy(**report.test.details["model"])
     assert test.tokens < test.characters
     assert test.bits_per_character == pytest.approx(
         test.nats / test.predicted * test.tokens / test.characters / math.log(2))

@@ -17,6 +17,7 @@ from lstmkit.data.long_range import (
     load_digit_sequences,
 )
 from lstmkit.errors import LstmkitError
+from lstmkit.experiment import Experiment
 from lstmkit.tasks.long_range import (
     ExperimentConfig,
     build_model,
@@ -147,11 +148,11 @@ def test_config_rejects_bad_values():
 @pytest.mark.parametrize("argv, message", [
     (["experiment", "adding", "--length", "0"], "length T must be an integer >= 2"),
     (["experiment", "copy", "--length", "-5"], "length T must be an integer >= 1"),
-    (["experiment", "adding", "--length", "50", "--model", "transformer"],
+    (["experiment", "adding", "--length", "50", "--cell", "transformer"],
      "unknown model 'transformer'"),
 ])
 def test_cli_rejects_bad_arguments(argv, message, capsys, tmp_path):
-    status = main([*argv, "--out", str(tmp_path)])
+    status = main([*argv, "--run-dir", str(tmp_path / "run")])
     captured = capsys.readouterr()
     assert status == 2
     assert message in captured.err
@@ -159,11 +160,17 @@ def test_cli_rejects_bad_arguments(argv, message, capsys, tmp_path):
     assert not any(tmp_path.iterdir())
 
 
-def test_cli_writes_results(capsys, tmp_path):
-    status = main(["experiment", "copy", "--length", "3", "--hidden", "8", "--steps", "20",
-                   "--eval-every", "10", "--quiet", "--out", str(tmp_path)])
+def test_cli_writes_a_run_directory(capsys, tmp_path):
+    status = main(["experiment", "copy", "--length", "3", "--hidden-size", "8", "--steps",
+                   "20", "--eval-every", "10", "--quiet", "--run-dir", str(tmp_path / "run")])
     assert status == 0
     out = capsys.readouterr().out
     assert "copy_T3_lstm_plain_s0" in out and "baseline" in out
-    assert (tmp_path / "copy_T3_lstm_plain_s0.json").exists()
-    assert (tmp_path / "copy_T3_lstm_plain_s0.png").exists()
+    for name in ("config.json", "model.safetensors", "result.json", "metrics.json",
+                 "curve.png", "manifest.json"):
+        assert (tmp_path / "run" / name).is_file(), name
+    experiment = Experiment.load(tmp_path / "run")
+    evaluation = experiment.evaluate()
+    assert set(evaluation.rows) == {"model", "baseline"}
+    assert evaluation["model"]["cross_entropy"] == pytest.approx(
+        experiment.result.final_metrics["cross_entropy"])

@@ -7,6 +7,7 @@ kill lands; the resumed run must give the bit-identical model of an uninterrupte
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -85,3 +86,20 @@ def test_interrupted_overwrite_keeps_the_old_run_and_resumes(task_runs, tmp_path
     assert train(task, data, run, "--resume", "--variant", "1") == 0
     assert_same_weights(load(task, data, run), load(task, data, whole1))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # nothing left behind
+
+
+def test_two_processes_train_the_model_of_one(task_runs, tmp_path):
+    """torchrun with two processes, each training on its share of every batch (the
+    experiments draw their own batches: both processes train the whole model)."""
+    task, data, whole, _ = task_runs
+    environment = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+               "--standalone", str(SUPPORT / "run_task.py"), task, str(data),
+               str(tmp_path / "run")]
+    finished = subprocess.run(command, env=environment, capture_output=True, text=True,
+                              timeout=300)
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    pair, single = weights_of(load(task, data, tmp_path / "run")), weights_of(
+        load(task, data, whole))
+    for name in single:
+        torch.testing.assert_close(pair[name], single[name], atol=1e-5, rtol=1e-4)

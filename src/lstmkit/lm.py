@@ -9,7 +9,7 @@ See :mod:`lstmkit.tasks.language_model` for the whole story, and
 from lstmkit.data.token_stream import STDLIB, Corpus, TokenStream, cached_stream, stdlib_files
 from lstmkit.report.cell_activations import find_interesting_units, write_cell_activations
 from lstmkit.tasks.language_model import (
-    Evaluation,
+    CrossEntropy,
     FitReport,
     LanguageModel,
     LanguageModelConfig,
@@ -19,9 +19,10 @@ from lstmkit.tasks.language_model import (
     next_token_probabilities,
     pretrained_encoder,
 )
+from lstmkit.tasks.lifecycle import Evaluation
 from lstmkit.train import TrainConfig
 
-__all__ = ["STDLIB", "Corpus", "Evaluation", "FitReport", "LanguageModel",
+__all__ = ["STDLIB", "Corpus", "CrossEntropy", "Evaluation", "FitReport", "LanguageModel",
            "LanguageModelConfig", "LanguageModelNet", "PretrainedEncoder", "StreamLoss",
            "TokenStream", "TrainConfig", "cached_stream", "find_interesting_units",
            "next_token_probabilities", "pretrained_encoder", "stdlib_files",

@@ -1,8 +1,9 @@
 """``lstmkit experiment adding|copy|digits``: the long-range dependency experiments.
 
 Trains one model (lstm, gru or rnn at the plain LSTM's parameter budget) on one
-task, prints its test metric as it goes and a result line at the end, and writes
-``NAME.json`` and the learning curve ``NAME.png`` into the results folder.
+task, prints its test metric as it goes and a result line at the end, and writes a
+run directory (config.json, model.safetensors, result.json, metrics.json, curve.png)
+by the same rules as every task's: locked, resumable, replaced only with --overwrite.
 """
 
 from __future__ import annotations
@@ -11,15 +12,9 @@ import argparse
 from pathlib import Path
 
 from lstmkit.cli.options import add_threads_option
-from lstmkit.tasks.long_range import (
-    LSTM_VARIANTS,
-    MODELS,
-    ExperimentConfig,
-    ExperimentResult,
-    run_experiment,
-)
+from lstmkit.tasks.long_range_choices import LSTM_VARIANTS, MODELS
 
-DEFAULT_OUT = Path("results/long_range/runs")
+DEFAULT_RUNS = Path("results/long_range/runs")
 
 TASK_HELP = {
     "adding": "sum the two marked values of a length-T sequence (baseline MSE 1/6)",
@@ -43,12 +38,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         else:
             sub.add_argument("--length", "-T", type=int, required=True, metavar="T",
                              help="sequence length (adding) or delay (copy)")
-        sub.add_argument("--model", default="lstm", metavar="|".join(MODELS),
+        sub.add_argument("--cell", default="lstm", metavar="|".join(MODELS),
                          help="the recurrent layer (default lstm)")
         sub.add_argument("--variant", default="plain", metavar="|".join(LSTM_VARIANTS),
                          help="LSTM variant: plain (forget bias 1), forget0 (forget bias 0), "
                               "layer_norm, peephole (default plain)")
-        sub.add_argument("--hidden", type=int, default=64,
+        sub.add_argument("--hidden-size", type=int, default=64,
                          help="LSTM hidden size; it sets the parameter budget that the GRU "
                               "and RNN are sized to (default 64)")
         sub.add_argument("--steps", type=int, default=20_000,
@@ -62,19 +57,25 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                          help="steps between test measurements (default 100)")
         sub.add_argument("--seed", type=int, default=0)
         add_threads_option(sub)
-        sub.add_argument("--out", type=Path, default=DEFAULT_OUT,
-                         help=f"results folder (default {DEFAULT_OUT})")
+        sub.add_argument("--run-dir", type=Path,
+                         help=f"run directory to write (default {DEFAULT_RUNS}/NAME, NAME "
+                              "such as adding_T100_lstm_plain_s0)")
+        sub.add_argument("--overwrite", action="store_true",
+                         help="replace a finished run (kept until the new one has finished)")
+        sub.add_argument("--resume", action="store_true",
+                         help="continue a run that was interrupted (killed or Ctrl-C)")
         sub.add_argument("--quiet", action="store_true", help="print only the result line")
         sub.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from lstmkit.experiment import Experiment, ExperimentConfig
 
     config = ExperimentConfig(
-        task=args.task, model=args.model, length=getattr(args, "length", 64),
-        variant=args.variant, permuted=getattr(args, "permuted", False), hidden=args.hidden,
-        steps=args.steps, time_budget_s=args.time_budget, batch_size=args.batch_size,
-        lr=args.lr, eval_every=args.eval_every, seed=args.seed,
+        task=args.task, model=args.cell, length=getattr(args, "length", 64),
+        variant=args.variant, permuted=getattr(args, "permuted", False),
+        hidden=args.hidden_size, steps=args.steps, time_budget_s=args.time_budget,
+        batch_size=args.batch_size, lr=args.lr, eval_every=args.eval_every, seed=args.seed,
     )
 
     def progress(step: int, seconds: float, metrics: dict[str, float]) -> None:
@@ -82,30 +83,15 @@ def run(args: argparse.Namespace) -> int:
             shown = "  ".join(f"{name} {value:.4f}" for name, value in metrics.items())
             print(f"step {step:6d}  {seconds:7.1f}s  {shown}", flush=True)
 
-    result, _ = run_experiment(config, progress)
-    json_path, curve_path = write_run(config, result, args.out)
+    run_dir = args.run_dir or DEFAULT_RUNS / config.name
+    result = Experiment(config, progress).fit(None, run_dir, resume=args.resume,
+                                              overwrite=args.overwrite)
     print(result_line(config, result))
-    print(f"wrote {json_path} and {curve_path}")
+    print(f"wrote {run_dir}")
     return 0
 
 
-def write_run(config: ExperimentConfig, result: ExperimentResult, out: Path) -> tuple[Path, Path]:
-    """Write NAME.json and the learning curve NAME.png into out; returns both paths."""
-    from lstmkit.report.curves import plot_curves
-
-    json_path = result.save(out, config.name)
-    curve_path = plot_curves(
-        {f"{config.model} {config.variant}": (
-            [point["step"] for point in result.curve],
-            [point[result.metric_name] for point in result.curve])},
-        out / f"{config.name}.png", xlabel="training step",
-        ylabel=f"test {result.metric_name}", baseline=result.baseline,
-        logy=result.metric_name != "accuracy", title=config.name,
-    )
-    return json_path, curve_path
-
-
-def result_line(config: ExperimentConfig, result: ExperimentResult) -> str:
+def result_line(config, result) -> str:
     """One line: what ran, what it reached against the baseline, how long it took."""
     def steps_or_dash(steps: int | None) -> str:
         return "-" if steps is None else str(steps)

@@ -240,8 +240,11 @@ def open_run(path: str | Path, task: str, overwrite: bool = False, resume: bool 
     """
     path = check_writable(path, option)
     if _rank() != 0:
-        work, _ = _plan(path, overwrite, resume, option)
-        yield Run(path, work, resume, writer=False)
+        # Only rank 0 checks and writes; the others read a resumed run's checkpoint from
+        # where rank 0 resumes it (rank 0 may already have started writing: no checks).
+        pending = pending_path(path)
+        resumes_overwrite = resume and pending.is_dir()
+        yield Run(path, pending if resumes_overwrite else path, resume, writer=False)
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     lock = _Lock(path, option)

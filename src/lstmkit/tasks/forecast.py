@@ -234,7 +234,9 @@ class Forecaster(Task):
         steps_per_pass = math.ceil(len(windows) / config.batch_size)
         repeats = math.ceil(MIN_STEPS_PER_EPOCH / steps_per_pass)
         train = TrainConfig(
-            epochs=math.ceil(config.steps / (steps_per_pass * repeats)),
+            # the loop's epoch is one pass over the repeated windows, in whole batches
+            epochs=math.ceil(config.steps / math.ceil(len(windows) * repeats
+                                                      / config.batch_size)),
             max_steps=config.steps,
             batch_size=config.batch_size,
             lr=config.lr,

@@ -51,10 +51,7 @@ from lstmkit.io.weights import (
 )
 from lstmkit.nn import GRU, LSTM, RNN
 from lstmkit.tasks.lifecycle import Evaluation, Task, config_from_json
-
-TASKS = ("adding", "copy", "digits")
-MODELS = ("lstm", "gru", "rnn")
-LSTM_VARIANTS = ("plain", "forget0", "layer_norm", "peephole")
+from lstmkit.tasks.long_range_choices import LSTM_VARIANTS, MODELS, TASKS
 
 # the test set is the same for every model and seed, so rows of a table compare on one set
 TEST_SEED = 2016
