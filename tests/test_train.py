@@ -283,6 +283,19 @@ def test_time_budget_and_max_steps():
     assert (result.stop_reason, result.steps, result.epochs_run) == ("max_steps", 6, 2)
 
 
+def test_time_budget_counts_from_the_start_given_and_the_schedule_fits_it():
+    import time
+
+    started = time.monotonic() - 10.0  # the command began 10 s ago: the budget is spent
+    result = fit(new_model(), sequences(32, 1), mse, config(time_budget_s=5.0),
+                 started=started)
+    assert result.stop_reason == "time_budget" and result.steps == 1
+    schedule = LearningRateSchedule("cosine", [1.0], total_steps=1000)
+    assert schedule.factor(10) > 0.99  # by steps barely begun,
+    assert schedule.factor(10, time_used=1.0) == pytest.approx(0.0)  # by the clock: done
+    assert schedule.factor(10, time_used=0.5) == pytest.approx(0.5)
+
+
 def test_config_errors_name_the_option():
     with pytest.raises(LstmkitError, match="schedule 'step'.*cosine"):
         TrainConfig(schedule="step")

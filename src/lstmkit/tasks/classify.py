@@ -419,7 +419,7 @@ class Classifier(Task):
         return super().fit(data, run_dir, resume=resume, overwrite=overwrite,
                            val_data=val_data)
 
-    def _fit(self, data: TableSource, run: Run | None,
+    def _fit(self, data: TableSource, run: Run | None, started: float,
              val_data: TableSource | None = None) -> FitReport:
         resumed = run is not None and run.resumed
         if resumed:
@@ -457,7 +457,8 @@ class Classifier(Task):
         started = time.monotonic()
         result = fit(self.net, train_set, loss, self.config.train, val_data=val_set,
                      run_dir=None if run is None else run.work, resume=resumed,
-                     collate_fn=collate, param_groups=param_groups, hooks=hooks)
+                     collate_fn=collate, param_groups=param_groups, hooks=hooks,
+                     started=started, final_passes=1)
         seconds = time.monotonic() - started
         for parameter in self.net.parameters():  # gradual unfreezing may have frozen some
             parameter.requires_grad_(True)

@@ -200,7 +200,7 @@ class Forecaster(Task):
                     backtest_windows=backtest_windows, report=report)
         return self
 
-    def _fit(self, data: Any, run: Run | None, holdout: int | None = None,
+    def _fit(self, data: Any, run: Run | None, started: float, holdout: int | None = None,
              backtest_windows: int = 0, report: bool = True) -> None:
         data = self.config.load(data)
         if holdout is not None:

@@ -498,7 +498,7 @@ class LanguageModel(Task):
         return super().fit(text, run_dir, resume=resume, overwrite=overwrite,
                            cache_dir=cache_dir)
 
-    def _fit(self, text: TextSource, run: Run | None,
+    def _fit(self, text: TextSource, run: Run | None, started: float,
              cache_dir: str | Path | None = None) -> FitReport:
         config = self.config
         config.validate()
@@ -524,7 +524,8 @@ class LanguageModel(Task):
                           config.temporal_activation_regularisation)
         started = time.monotonic()
         result = fit(self.net, train_set, loss, config.train, val_data=val_set,
-                     run_dir=None if run is None else run.work, resume=resumed)
+                     run_dir=None if run is None else run.work, resume=resumed,
+                     started=started, final_passes=2)  # then validation and test parts
         seconds = time.monotonic() - started
         tokens_trained = result.steps * config.train.batch_size * train_set.bptt
         self.unigram = unigram_counts(stream.part("train"), self.tokenizer.vocab_size)

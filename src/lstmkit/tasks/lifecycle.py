@@ -1,15 +1,16 @@
 """The shape every task has, written once.
 
-    config dataclass  <-> JSON (config_to_json / config_from_json)
+    config dataclass  <-> JSON (dataclasses.asdict / config_from_json)
     fit(data, run_dir, resume=..., overwrite=...)   trains and writes the run directory
     predict / generate / ...                       the task's own answers
     evaluate(...) -> Evaluation                    the model beside the task's baselines
     save(run_dir) / load(run_dir)
 
-A task subclasses :class:`Task` and supplies ``_fit(data, run, **options)`` (train; with
-a run, keep the training checkpoint in ``run.work`` and continue it when
-``run.resumed``), ``_write(directory)`` (the model's files) and ``_read(run)`` (a model
-from a :class:`~lstmkit.io.rundir.FinishedRun`). The run-directory rules (lock, resume,
+A task subclasses :class:`Task` and supplies ``_fit(data, run, started, **options)``
+(train; with a run, keep the training checkpoint in ``run.work`` and continue it when
+``run.resumed``; a time budget counts from ``started``, so it covers the whole fit),
+``_write(directory)`` (the model's files) and ``_read(run)`` (a model from a
+:class:`~lstmkit.io.rundir.FinishedRun`). The run-directory rules (lock, resume,
 overwrite, manifest, consistent reads) come from :mod:`lstmkit.io.rundir` through
 :meth:`Task.fit`, :meth:`Task.save` and :meth:`Task.load` alone.
 """
@@ -17,6 +18,7 @@ overwrite, manifest, consistent reads) come from :mod:`lstmkit.io.rundir` throug
 from __future__ import annotations
 
 import dataclasses
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
@@ -28,14 +30,9 @@ TaskT = TypeVar("TaskT", bound="Task")
 ConfigT = TypeVar("ConfigT")
 
 
-def config_to_json(config: Any) -> dict[str, Any]:
-    """A config dataclass (nested ones included) as a JSON-ready dict."""
-    return dataclasses.asdict(config)
-
-
 def config_from_json(kind: type[ConfigT], state: Any, where: str = "config.json") -> ConfigT:
-    """The config dataclass ``kind`` from :func:`config_to_json`'s dict; unknown or
-    missing options are reported by name."""
+    """The config dataclass ``kind`` from its ``dataclasses.asdict``; unknown or missing
+    options are reported by name."""
     if not isinstance(state, dict):
         raise LstmkitError(f"{where} does not hold {kind.__name__} options; the file is "
                            "damaged: train again")
@@ -112,12 +109,13 @@ class Task:
         ``resume`` continues an interrupted run, ``overwrite`` replaces a finished one once
         the new one has finished. ``options`` are the task's own. Returns ``_fit``'s
         report."""
+        started = time.monotonic()
         if run_dir is None:
             if resume:
                 raise LstmkitError("resume needs the run directory to continue (--run-dir)")
-            return self._fit(data, None, **options)
+            return self._fit(data, None, started, **options)
         with open_run(run_dir, self.task, overwrite=overwrite, resume=resume) as run:
-            report = self._fit(data, run, **options)
+            report = self._fit(data, run, started, **options)
             if run.writer:
                 self._write(run.work)
         return report
@@ -137,7 +135,7 @@ class Task:
 
     # what each task supplies
 
-    def _fit(self, data: Any, run: Run | None, **options: Any) -> Any:
+    def _fit(self, data: Any, run: Run | None, started: float, **options: Any) -> Any:
         raise NotImplementedError
 
     def _write(self, directory: Path) -> None:

@@ -377,6 +377,7 @@ def run_experiment(
     progress: Callable[[int, float, dict[str, float]], None] | None = None,
     run_dir: Path | None = None,
     resume: bool = False,
+    started: float | None = None,
 ) -> tuple[ExperimentResult, SequenceModel]:
     """Train one model; returns what it reached and the trained model.
 
@@ -388,7 +389,8 @@ def run_experiment(
 
     With ``run_dir`` a checkpoint is kept there at every measurement (model, Adam,
     the batch generator, the curve); ``resume`` continues from it to the result of
-    an uninterrupted run.
+    an uninterrupted run. The time budget counts from ``started`` (a time.monotonic()
+    reading; default: now).
     """
     torch.manual_seed(config.seed)
     spec = task_spec(config)
@@ -405,7 +407,7 @@ def run_experiment(
     beat_at: int | None = loop["beat_at"]
     solved_at: int | None = loop["solved_at"]
     stop_reason = "steps"
-    start = time.perf_counter() - loop["seconds"]
+    start = (time.monotonic() if started is None else started) - loop["seconds"]
     step = loop["step"]
     final_metrics: dict[str, float] | None = curve[-1] if curve else None
     if stop_on_solve and solved_at is not None:  # resumed after the solving measurement
@@ -423,11 +425,11 @@ def run_experiment(
             stop_reason = "diverged"
             break
         out_of_time = (config.time_budget_s is not None
-                       and time.perf_counter() - start >= config.time_budget_s)
+                       and time.monotonic() - start >= config.time_budget_s)
         if step % config.eval_every and step < config.steps and not out_of_time:
             continue
         metrics = final_metrics = evaluate(model, spec)
-        seconds = time.perf_counter() - start
+        seconds = time.monotonic() - start
         curve.append({"step": step, "seconds": round(seconds, 2), "train_loss": loss.item(),
                       **metrics})
         if progress is not None:
@@ -462,7 +464,7 @@ def run_experiment(
         solved_threshold=spec.solved_threshold,
         final_metrics=final_metrics,
         steps=step,
-        seconds=round(time.perf_counter() - start, 2),
+        seconds=round(time.monotonic() - start, 2),
         stop_reason=stop_reason,
         steps_to_beat_baseline=beat_at,
         steps_to_solve=solved_at,
@@ -531,14 +533,14 @@ class Experiment(Task):
     def net(self) -> SequenceModel | None:
         return self.model
 
-    def _fit(self, data: None, run: Run | None) -> ExperimentResult:
+    def _fit(self, data: None, run: Run | None, started: float) -> ExperimentResult:
         if data is not None:
             raise LstmkitError("the long-range experiments draw their own data; pass none")
         if run is not None and run.writer and not run.resumed:
             write_config(run.work, TASK, {"experiment": asdict(self.config)})
         self.result, self.model = run_experiment(
             self.config, self.progress, None if run is None or not run.writer else run.work,
-            resume=run is not None and run.resumed)
+            resume=run is not None and run.resumed, started=started)
         return self.result
 
     def evaluate(self) -> Evaluation:

@@ -87,6 +87,8 @@ def fit(
     collate_fn: Callable[[list], Any] | None = None,
     param_groups: Iterable[dict[str, Any]] | None = None,
     hooks: Any = None,
+    started: float | None = None,
+    final_passes: int = 0,
 ) -> TrainResult:
     """Train ``model`` with AdamW and return a :class:`TrainResult`.
 
@@ -103,6 +105,13 @@ def fit(
     present, runs before each epoch; after a resume it runs only for the epochs still
     to do, so it should set state from ``epoch`` alone (e.g. unfreeze the top
     ``epoch`` layer groups), not change it step by step.
+
+    ``config.time_budget_s`` counts from ``started`` (a ``time.monotonic()`` reading;
+    default: now), so a task can make the budget cover its whole command, and keeps
+    back the time of ``final_passes`` validation passes for the evaluation after
+    training. Under a budget the schedule's curve runs on the larger of the step and
+    the time fractions, so the learning rate has decayed when the time is up (such a
+    run stops where the clock says, so it does not repeat exactly).
 
     With ``run_dir``, rank 0 keeps a checkpoint there (see
     :mod:`lstmkit.train.checkpoint`) and ``resume=True`` continues from it, giving
@@ -126,7 +135,7 @@ def fit(
         )
     with processes(device) as procs:
         trainer = _Trainer(model, train_data, loss_fn, config, val_data, path, collate_fn,
-                           param_groups, hooks, procs)
+                           param_groups, hooks, procs, started, final_passes)
         if resume:
             trainer.resume()
         return trainer.run()
@@ -193,8 +202,12 @@ class _Trainer:
         param_groups: Iterable[dict[str, Any]] | None,
         hooks: Any,
         procs: Processes,
+        started: float | None = None,
+        final_passes: int = 0,
     ) -> None:
-        self.started = time.monotonic()
+        self.started = time.monotonic() if started is None else started
+        self.final_passes = final_passes
+        self.validation_seconds = 0.0  # of the latest validation pass
         self.model, self.loss_fn, self.config = model, loss_fn, config
         self.train_data, self.val_data, self.collate_fn = train_data, val_data, collate_fn
         self.run_dir, self.hooks, self.procs = run_dir, hooks, procs
@@ -315,9 +328,7 @@ class _Trainer:
                 if config.max_steps is not None and state.step >= config.max_steps:
                     interrupted = STOP_MAX_STEPS
                     break
-                if config.time_budget_s is not None and procs.any(
-                    time.monotonic() - self.started >= config.time_budget_s
-                ):
+                if config.time_budget_s is not None and procs.any(self._time_used() >= 1.0):
                     interrupted = STOP_TIME_BUDGET
                     break
         finally:
@@ -329,7 +340,8 @@ class _Trainer:
         config, state, procs = self.config, self.state, self.procs
         seed_step(config.seed, state.step, procs.rank, procs.device)
         batch = to_device(fetch(self.train_data, share.indices, self.collate_fn), procs.device)
-        self.schedule.apply(self.optimizer, state.step)
+        self.schedule.apply(self.optimizer, state.step,
+                            0.0 if config.time_budget_s is None else self._time_used())
         loss = self.loss_fn(self.model, batch)
         if not isinstance(loss, torch.Tensor) or loss.ndim != 0:
             raise TypeError("loss_fn(model, batch) must return a scalar tensor (the mean loss)")
@@ -353,6 +365,13 @@ class _Trainer:
         state.epoch_loss_sum += mean_loss * share.global_size
         state.epoch_items += share.global_size
 
+    def _time_used(self) -> float:
+        """The fraction of the time budget spent, the evaluation's share kept back: the
+        validation that ends the stopped epoch and the task's final passes."""
+        passes = self.final_passes + (self.val_data is not None)
+        training_time = self.config.time_budget_s - passes * self.validation_seconds
+        return (time.monotonic() - self.started) / max(training_time, 1e-9)
+
     def _diverged(self, epoch: int, what: str, value: float) -> LstmkitError:
         # The weights are not updated by the bad step; the checkpoint on disk is the
         # last good epoch's.
@@ -370,8 +389,10 @@ class _Trainer:
         train_loss = state.epoch_loss_sum / state.epoch_items
         val_loss = None
         if self.val_data is not None:
+            validation_started = time.monotonic()
             val_loss = _mean_loss(self.model, self.val_data, self.loss_fn, config.batch_size,
                                   self.collate_fn, self.procs)
+            self.validation_seconds = time.monotonic() - validation_started
             if not math.isfinite(val_loss):
                 raise self._diverged(epoch, "validation loss", val_loss)
         # Without validation data the best weights are simply the latest.

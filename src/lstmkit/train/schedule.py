@@ -53,23 +53,25 @@ class LearningRateSchedule:
         self.best: float | None = None  # best monitored loss (plateau)
         self.bad_epochs = 0  # epochs since it improved (plateau)
 
-    def factor(self, step: int) -> float:
-        """Multiplier of the base learning rate at optimizer step ``step`` (from 0)."""
+    def factor(self, step: int, time_used: float = 0.0) -> float:
+        """Multiplier of the base learning rate at optimizer step ``step`` (from 0);
+        ``time_used`` is the fraction of a time budget spent, which moves the curve on
+        when the clock runs out before the steps do."""
         if step < self.warmup_steps:
             if self.name == "onecycle":
                 return ONECYCLE_START + (1 - ONECYCLE_START) * step / self.warmup_steps
             return (step + 1) / self.warmup_steps
         decay_steps = max(1, self.total_steps - self.warmup_steps)
-        p = min(1.0, (step - self.warmup_steps) / decay_steps)
+        p = min(1.0, max((step - self.warmup_steps) / decay_steps, time_used))
         if self.name == "linear":
             return 1.0 - p
         if self.name in ("cosine", "onecycle"):
             return 0.5 * (1.0 + math.cos(math.pi * p))
         return 1.0
 
-    def apply(self, optimizer: torch.optim.Optimizer, step: int) -> None:
+    def apply(self, optimizer: torch.optim.Optimizer, step: int, time_used: float = 0.0) -> None:
         """Set each parameter group's learning rate for optimizer step ``step``."""
-        multiplier = self.factor(step) * self.scale
+        multiplier = self.factor(step, time_used) * self.scale
         for group, base_lr in zip(optimizer.param_groups, self.base_lrs, strict=True):
             group["lr"] = base_lr * multiplier
 
