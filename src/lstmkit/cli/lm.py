@@ -50,7 +50,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def _add_common(parser: argparse.ArgumentParser) -> None:
     add_threads_option(parser)
     parser.add_argument("--cache-dir", type=Path, help="where token streams are kept (default "
-                                                       "$LSTMKIT_CACHE_DIR or ~/.cache/lstmkit)")
+                                                       "$LSTMKIT_CACHE or ~/.cache/lstmkit)")
 
 
 def _add_train(commands: argparse._SubParsersAction) -> None:

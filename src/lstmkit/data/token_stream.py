@@ -23,9 +23,7 @@ import hashlib
 import json
 import logging
 import os
-import shutil
 import sysconfig
-import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +35,7 @@ from torch.utils.data import Dataset
 
 from lstmkit.data.tokenizers import Tokenizer
 from lstmkit.errors import LstmkitError
-from lstmkit.io.files import atomic_write_json, read_json
+from lstmkit.io.files import atomic_directory, atomic_write_json, cache_root, read_json
 
 logger = logging.getLogger("lstmkit.lm")
 
@@ -265,8 +263,7 @@ class TokenStream:
         directory = Path(directory)
         directory.parent.mkdir(parents=True, exist_ok=True)
         dtype = np.uint16 if tokenizer.vocab_size <= np.iinfo(np.uint16).max + 1 else np.uint32
-        staging = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}."))
-        try:
+        with atomic_directory(directory) as staging:
             counts = {name: [0, 0] for name in PARTS}  # part -> [tokens, characters]
             with open(staging / TOKENS_FILE, "wb") as handle:
                 for part, text in corpus.chunks():
@@ -284,33 +281,16 @@ class TokenStream:
                 "characters": {name: counts[name][1] for name in PARTS},
                 "files": len(corpus.files),
             })
-            try:
-                os.replace(staging, directory)
-            except OSError:
-                if not (directory / STREAM_FILE).is_file():
-                    raise
-                shutil.rmtree(staging)  # another process wrote the same stream meanwhile
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
         stream = cls.open(directory)
         stream.reused = False
         return stream
-
-
-def default_cache_dir() -> Path:
-    """``$LSTMKIT_CACHE_DIR``, else ``$XDG_CACHE_HOME/lstmkit``, else ``~/.cache/lstmkit``."""
-    if os.environ.get("LSTMKIT_CACHE_DIR"):
-        return Path(os.environ["LSTMKIT_CACHE_DIR"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "lstmkit"
 
 
 def cached_stream(corpus: Corpus, tokenizer: Tokenizer,
                   cache_dir: str | Path | None = None) -> TokenStream:
     """The token stream of ``corpus`` under ``tokenizer``: opened when the cache holds it,
     written (once) when it does not."""
-    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    root = Path(cache_dir) if cache_dir is not None else cache_root()
     key = _digest({"corpus": corpus.fingerprint(), "tokenizer": tokenizer.to_json(),
                    "format": STREAM_FORMAT})
     directory = root / "token_streams" / key

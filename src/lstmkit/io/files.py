@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -64,6 +65,38 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         temporary.unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
+
+
+@contextlib.contextmanager
+def atomic_directory(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary folder beside ``path``; on success it becomes ``path`` whole.
+
+    For content named by what it holds (a cache entry): when another process put the
+    same ``path`` in place meanwhile, its copy is kept and this one discarded. If the
+    block raises, nothing is left behind.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
+    try:
+        yield staging
+        try:
+            os.replace(staging, path)
+        except OSError:
+            if not path.is_dir():
+                raise
+            shutil.rmtree(staging)  # another process made the same folder meanwhile
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def cache_root() -> Path:
+    """lstmkit's cache (built kernels, token streams): ``$LSTMKIT_CACHE``, else
+    ``$XDG_CACHE_HOME/lstmkit``, else ``~/.cache/lstmkit``."""
+    if os.environ.get("LSTMKIT_CACHE"):
+        return Path(os.environ["LSTMKIT_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "lstmkit"
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:

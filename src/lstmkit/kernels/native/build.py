@@ -18,6 +18,8 @@ from types import ModuleType
 
 import torch
 
+from lstmkit.io.files import cache_root
+
 DIRECTORY = Path(__file__).parent
 SOURCES = sorted(DIRECTORY.glob("*.cpp"))  # the translation units
 HEADERS = sorted(DIRECTORY.glob("*.h"))
@@ -25,12 +27,6 @@ HEADERS = sorted(DIRECTORY.glob("*.h"))
 
 class NativeBuildError(RuntimeError):
     """The kernel cannot be built here; the message says why and how to fix it."""
-
-
-def cache_root() -> Path:
-    """Where built kernels live: $LSTMKIT_CACHE, else ~/.cache/lstmkit."""
-    configured = os.environ.get("LSTMKIT_CACHE")
-    return Path(configured) if configured else Path.home() / ".cache" / "lstmkit"
 
 
 def compiler_flags() -> list[str]:
