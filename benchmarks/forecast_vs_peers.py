@@ -157,7 +157,7 @@ def _predict_ms(model, history) -> float:
 def export_cases(folder: Path) -> Path:
     """Every case's series as lstmkit loads it (time, value), and the peers' spec."""
     from lstmkit.forecast import ForecastConfig
-    from lstmkit.tasks.forecast_metrics import seasonality
+    from lstmkit.tasks.forecast.metrics import seasonality
 
     entries = []
     for case in CASES:

@@ -53,11 +53,10 @@ from lstmkit.tasks.language_model import (
     LanguageModel,
     LanguageModelConfig,
     LanguageModelNet,
-    LMOutput,
-    State,
     StreamLoss,
-    evaluate_part,
 )
+from lstmkit.tasks.language_model.metrics import evaluate_part
+from lstmkit.tasks.language_model.network import LMOutput, State
 from lstmkit.train import TrainConfig, fit
 
 REPOSITORY = Path(__file__).resolve().parents[1]

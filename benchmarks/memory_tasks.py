@@ -31,15 +31,10 @@ from lstmkit.data.long_range import adding_batch
 from lstmkit.experiment import Experiment
 from lstmkit.report.curves import plot_curves
 from lstmkit.report.gradients import plot_gradient_norms
-from lstmkit.tasks.long_range import (
-    LSTM_VARIANTS,
-    MODELS,
-    ExperimentConfig,
-    beats_baseline,
-    build_model,
-    hidden_state_gradient_norms,
-    task_spec,
-)
+from lstmkit.tasks.long_range import ExperimentConfig, hidden_state_gradient_norms
+from lstmkit.tasks.long_range.models import build_model
+from lstmkit.tasks.long_range.specs import beats_baseline, task_spec
+from lstmkit.tasks.long_range_choices import LSTM_VARIANTS, MODELS
 
 # ExperimentConfig's defaults (hidden 64, batch 32, lr per task) are the sizes this grid
 # was measured with on 2 shared cores; digits runs are capped in steps as well as time

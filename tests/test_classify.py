@@ -14,14 +14,9 @@ from lstmkit.cli import main
 from lstmkit.data.labelled_tables import load_sequences
 from lstmkit.data.tokenizers import build_tokenizer
 from lstmkit.nn import LSTM
-from lstmkit.tasks.classify import (
-    Classifier,
-    ClassifierConfig,
-    GradualUnfreezing,
-    discriminative_groups,
-    layer_groups,
-)
-from lstmkit.tasks.classify_model import POOLINGS, SequenceClassifierNet
+from lstmkit.tasks.classify import Classifier, ClassifierConfig
+from lstmkit.tasks.classify.network import POOLINGS, SequenceClassifierNet
+from lstmkit.tasks.classify.transfer import GradualUnfreezing, discriminative_groups, layer_groups
 from lstmkit.train import TrainConfig
 
 WORDS = "the a cat dog sat ran on under mat big small red blue house tree".split()

@@ -29,8 +29,9 @@ def runs(tmp_path_factory):
     assert main(["forecast", "train", *map(str, FORECAST), "--run-dir", str(root / "air")]) == 0
     write_data("classify", root / "texts")
     write_data("lm", root / "text")
-    model, text, options = make_task("lm", root / "text")
-    model.fit(text, root / "lm", **options)
+    for task, data, run in (("lm", "text", "lm"), ("classify", "texts", "clf")):
+        model, source, options = make_task(task, root / data)
+        model.fit(source, root / run, **options)
     (root / "plain.txt").write_text("a file, not a folder")
     return root
 
@@ -61,6 +62,16 @@ CASES = {
                               "--batch-size must be a whole number of at least 1"),
     "generate from an empty prompt": (["lm", "generate", "--run-dir", "{root}/lm", "--prompt",
                                        ""], "the prompt is empty"),
+    "evaluation written over the run": (["classify", "evaluate", "--run-dir", "{root}/clf",
+                                         "--data", "{root}/texts/data.csv", "--output-dir",
+                                         "{root}/clf", "--overwrite"], "points into the model's"),
+    "cells drawn into the run": (["lm", "inspect", "--run-dir", "{root}/lm", "--output-dir",
+                                  "{root}/lm/cells"], "points into the model's run directory"),
+    "plot over a file": (["forecast", "plot", "--run-dir", "{root}/air", "--data", AIRLINE,
+                          "--output-dir", "{root}/plain.txt"], "is a file, not a directory"),
+    "plot over an earlier plot": (["forecast", "plot", "--run-dir", "{root}/air", "--data",
+                                   AIRLINE, "--output-dir", "{root}/texts"],
+                                  "pass --overwrite to replace its contents"),
     "threads 0": (["forecast", "predict", "--run-dir", "{root}/air", "--data", AIRLINE,
                    "--threads", "0"], "--threads must be at least 1"),
 }

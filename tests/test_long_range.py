@@ -18,14 +18,9 @@ from lstmkit.data.long_range import (
 )
 from lstmkit.errors import LstmkitError
 from lstmkit.experiment import Experiment
-from lstmkit.tasks.long_range import (
-    ExperimentConfig,
-    build_model,
-    hidden_state_gradient_norms,
-    parameter_count,
-    run_experiment,
-    task_spec,
-)
+from lstmkit.tasks.long_range import ExperimentConfig, hidden_state_gradient_norms, run_experiment
+from lstmkit.tasks.long_range.models import build_model, parameter_count
+from lstmkit.tasks.long_range.specs import task_spec
 
 
 @pytest.fixture(autouse=True, scope="module")

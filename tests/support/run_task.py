@@ -1,7 +1,7 @@
 """Train one task's tiny model into a run directory, as a separate process.
 
     python run_task.py TASK DATA_DIR RUN_DIR [--overwrite] [--resume] [--kill-after N]
-        [--variant V]
+        [--variant V] [--no-dropout]
 
 ``--kill-after N`` sends this process SIGKILL right after the training loop's N-th
 checkpoint, as a user's kill would land (the lifecycle tests resume it afterwards).
@@ -22,11 +22,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from tasks import make_task  # noqa: E402
 
-from lstmkit.tasks import long_range  # noqa: E402
+from lstmkit.tasks.long_range import training  # noqa: E402
 from lstmkit.train import loop  # noqa: E402
 
 # where each task's training writes its checkpoint: the shared loop, the experiments' own
-CHECKPOINT_WRITERS = ((loop, "save_checkpoint"), (long_range, "_save_checkpoint"))
+CHECKPOINT_WRITERS = ((loop, "save_checkpoint"), (training, "_save_checkpoint"))
 
 
 def main() -> None:
@@ -38,13 +38,15 @@ def main() -> None:
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--kill-after", type=int)
     parser.add_argument("--variant", type=int, default=0)
+    parser.add_argument("--no-dropout", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(1)
     if args.kill_after is not None:
         saved = {"count": 0}
         for module, name in CHECKPOINT_WRITERS:
             setattr(module, name, _then_die(getattr(module, name), saved, args.kill_after))
-    model, data, options = make_task(args.task, args.data_dir, args.variant)
+    model, data, options = make_task(args.task, args.data_dir, args.variant,
+                                     dropout=not args.no_dropout)
     model.fit(data, args.run_dir, resume=args.resume, overwrite=args.overwrite, **options)
 
 

@@ -38,8 +38,14 @@ def write_data(task: str, folder: Path) -> None:
         (folder / "data.txt").write_text("".join(lines), encoding="utf-8")
 
 
-def make_task(task: str, folder: Path, variant: int = 0) -> tuple[Any, Any, dict[str, Any]]:
-    """(an untrained model, its data, fit's options); ``variant`` changes the seed."""
+def make_task(task: str, folder: Path, variant: int = 0,
+              dropout: bool = True) -> tuple[Any, Any, dict[str, Any]]:
+    """(an untrained model, its data, fit's options); ``variant`` changes the seed.
+
+    Without ``dropout`` no random masks are drawn: N processes draw other masks than one
+    process does (equal in distribution, not in value), so the comparison of N processes
+    with one turns dropout off.
+    """
     from lstmkit.train import TrainConfig
 
     if task == "forecast":
@@ -53,15 +59,19 @@ def make_task(task: str, folder: Path, variant: int = 0) -> tuple[Any, Any, dict
 
         train = TrainConfig(epochs=4, batch_size=16, lr=0.02, patience=None, seed=variant,
                             progress=False)
-        config = ClassifierConfig(embedding_dim=8, hidden_size=8, train=train)
+        config = ClassifierConfig(embedding_dim=8, hidden_size=8, train=train,
+                                  dropout=0.2 if dropout else 0.0)
         return Classifier(config), folder / "data.csv", {}
     if task == "lm":
         from lstmkit.lm import LanguageModel, LanguageModelConfig
 
         train = TrainConfig(epochs=3, batch_size=4, lr=1e-2, schedule="cosine", patience=None,
                             shuffle=False, seed=variant, progress=False)
+        regularisers = {} if dropout else dict(
+            embedding_dropout=0.0, input_dropout=0.0, hidden_dropout=0.0, output_dropout=0.0,
+            weight_drop=0.0)
         config = LanguageModelConfig(embedding_dim=8, hidden_size=16, num_layers=1, bptt=20,
-                                     train=train)
+                                     train=train, **regularisers)
         return LanguageModel(config), folder / "data.txt", {"cache_dir": folder / "cache"}
     if task == "experiment":
         from lstmkit.experiment import Experiment, ExperimentConfig

@@ -86,6 +86,9 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--target", nargs="+", help="target column (wide layout: several)")
     group.add_argument("--time", nargs="+",
                        help="time column, or calendar-part columns such as: year quarter")
+    group.add_argument("--time-format", metavar="FORMAT",
+                       help="strftime format of the time column (e.g. %%d.%%m.%%Y), for dates "
+                            "pandas cannot read by itself")
     group.add_argument("--series-id", help="column naming the series (long layout)")
     group.add_argument("--layout", choices=["long", "wide"], default="long")
     group.add_argument("--past-covariates", nargs="+", default=[], metavar="COLUMN")
@@ -128,7 +131,8 @@ def _config(args):
     target = args.target[0] if args.target and len(args.target) == 1 else args.target
     time = args.time[0] if args.time and len(args.time) == 1 else args.time
     return ForecastConfig(
-        target=target, time=time, series_id=args.series_id, layout=args.layout,
+        target=target, time=time, time_format=args.time_format, series_id=args.series_id,
+        layout=args.layout,
         past_covariates=args.past_covariates, future_covariates=args.future_covariates,
         calendar=args.calendar, missing=args.missing, freq=args.freq, resample=args.resample,
         horizon=args.horizon, window=args.window, strategy=args.strategy,

@@ -24,7 +24,7 @@ import json
 import math
 import numbers
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +37,12 @@ TableSource = str | Path | pd.DataFrame
 """A CSV/TSV/JSONL file path, or a DataFrame already in memory."""
 
 _SEPARATORS = re.compile(r"[\s,;]+")
+_SHOW = 5  # how many offending values a message lists
+# Sequences are stored as float32 and standardised with float32 statistics, whose
+# standard deviation squares the values. Up to 1e15 a square stays below 1e30, so sums
+# over up to 3e8 steps stay below float32's largest number (3.4e38); larger values
+# overflow to inf there (and 1e39 is inf in float32 already).
+MAX_MAGNITUDE = 1e15
 
 
 @dataclass
@@ -232,11 +238,14 @@ def load_sequences(
     if not value_columns:
         raise LstmkitError("name at least one value column (--value-columns)")
     frame = read_table(source)
-    check_columns(frame, [*value_columns, *(c for c in (id_column, step_column) if c)], source)
+    check_columns(frame, value_columns, source, "--value-columns")
+    for column, option in ((id_column, "--id-column"), (step_column, "--step-column")):
+        if column is not None:
+            check_columns(frame, [column], source, option)
     label_column = _label_column(frame, label_column, label_required, source)
     if id_column is None:
         if step_column is not None:
-            raise LstmkitError("a step column needs an id column (the long layout): pass both")
+            raise LstmkitError("--step-column needs --id-column (the long layout): pass both")
         return _sequences_per_row(frame, value_columns, label_column, source)
     return _sequences_long(frame, value_columns, label_column, id_column, step_column, source)
 
@@ -266,10 +275,15 @@ def _raise_bad_value(source: TableSource, row: int, column: str, value: object) 
 
 
 def _sequences_long(frame, value_columns, label_column, id_column, step_column, source):
-    values = np.stack([_numeric_column(frame, c, source) for c in value_columns], axis=1)
+    columns = [_numeric_column(frame, c, source) for c in value_columns]
+    for column, numbers_ in zip(value_columns, columns):
+        check_values(numbers_, source, column, lambda k: f"row {frame.index[k]}")
+    values = np.stack(columns, axis=1)  # (rows, features)
     ids = frame[id_column].map(_label_text)
     labels = read_labels(frame, label_column, source) if label_column else None
     steps = _numeric_column(frame, step_column, source) if step_column else None
+    if steps is not None:  # steps only order the rows: any finite number will do
+        check_values(steps, source, step_column, lambda k: f"row {frame.index[k]}", np.inf)
     sequences, sequence_labels, sequence_ids = [], [] if labels else None, []
     # groups in order of first appearance: the file's order is the user's order
     for sequence_id, positions in ids.groupby(ids, sort=False).indices.items():
@@ -296,9 +310,20 @@ def _sequences_long(frame, value_columns, label_column, id_column, step_column, 
 
 
 def _sequences_per_row(frame, value_columns, label_column, source):
+    parsed = {c: [_parse_series(frame.at[row, c], row, c, source) for row in frame.index]
+              for c in value_columns}
+    for column, series in parsed.items():
+        ends = np.cumsum([len(s) for s in series])  # item k is in sequence searchsorted(k)
+
+        def where(k: int, ends: np.ndarray = ends) -> str:
+            sequence = int(np.searchsorted(ends, k, side="right"))
+            item = k - (ends[sequence - 1] if sequence else 0)
+            return f"row {frame.index[sequence]} item {item + 1}"
+
+        check_values(np.concatenate(series), source, column, where)
     sequences = []
-    for row in frame.index:
-        features = [_parse_series(frame.at[row, c], row, c, source) for c in value_columns]
+    for position, row in enumerate(frame.index):
+        features = [parsed[c][position] for c in value_columns]
         lengths = {len(f) for f in features}
         if len(lengths) > 1:
             raise LstmkitError(
@@ -336,9 +361,31 @@ def _parse_series(cell: object, row: int, column: str, source: TableSource) -> n
                 f"{_name(source)}, row {row}: column {column!r} mixes value types: item {k + 1} "
                 f"of the sequence, {item!r}, is not a number"
             ) from None
-        if not math.isfinite(series[k]):
-            raise LstmkitError(
-                f"{_name(source)}, row {row}: item {k + 1} in column {column!r} is {item!r}; "
-                "values must be finite numbers"
-            )
     return series
+
+
+def check_values(values: np.ndarray, source: TableSource, column: str,
+                 where: Callable[[int], str], limit: float = MAX_MAGNITUDE) -> None:
+    """Refuse values that are not finite numbers, then values larger than ``limit`` in size.
+
+    ``where(k)`` says where value ``k`` stands ("row 3", "row 3 item 2"); the message
+    names the first few.
+    """
+    finite = np.isfinite(values)
+    problems = (
+        (~finite, "value(s) that are not finite numbers",
+         "every value must be a finite number: fix those cells or drop the rows"),
+        (np.abs(np.where(finite, values, 0.0)) > limit,
+         f"value(s) larger than {limit:g} in size",
+         "values that large overflow when the sequences are standardised: express the "
+         "column in larger units (divide it by a power of ten) or fix those values"),
+    )
+    for bad, what, fix in problems:
+        positions = np.flatnonzero(bad)
+        if len(positions):
+            shown = ", ".join(f"{values[k]:g} at {where(int(k))}" for k in positions[:_SHOW])
+            first = f"first {_SHOW}: " if len(positions) > _SHOW else ""
+            raise LstmkitError(
+                f"{_name(source)}: column {column!r} has {len(positions)} {what} "
+                f"({first}{shown}); {fix}"
+            )

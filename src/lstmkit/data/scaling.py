@@ -27,8 +27,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from lstmkit.data.forecast_data import ForecastData
 from lstmkit.data.splits import Cutoff, cutoff_position
-from lstmkit.data.timeseries import ForecastData
 from lstmkit.errors import LstmkitError
 
 ScalerMethod = Literal["standard", "robust", "meanabs", "none"]
@@ -60,7 +60,7 @@ class SeriesScaler:
     def __init__(self, method: ScalerMethod = "standard") -> None:
         if method not in SCALER_METHODS:
             raise LstmkitError(
-                f"scaler method {method!r} is unknown; use one of {', '.join(SCALER_METHODS)}."
+                f"--scaler {method!r} is unknown; use one of {', '.join(SCALER_METHODS)}."
             )
         self.method = method
         self.columns: list[str] = []
@@ -190,11 +190,11 @@ def check_window_normalization(center: str, scale: str) -> None:
     """Raise a clear error for an unknown per-window normalisation option."""
     if center not in WINDOW_CENTERS:
         raise LstmkitError(
-            f"window center {center!r} is unknown; use one of {', '.join(WINDOW_CENTERS)}."
+            f"--window-center {center!r} is unknown; use one of {', '.join(WINDOW_CENTERS)}."
         )
     if scale not in WINDOW_SCALES:
         raise LstmkitError(
-            f"window scale {scale!r} is unknown; use one of {', '.join(WINDOW_SCALES)}."
+            f"--window-scale {scale!r} is unknown; use one of {', '.join(WINDOW_SCALES)}."
         )
 
 

@@ -14,7 +14,8 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
-from lstmkit.data.timeseries import ForecastData, TimeSeries, format_time
+from lstmkit.data.forecast_data import ForecastData, TimeSeries
+from lstmkit.data.time_axis import format_time, is_steps
 from lstmkit.errors import LstmkitError
 
 Cutoff = int | str | pd.Timestamp
@@ -25,8 +26,20 @@ def cutoff_position(series: TimeSeries, cutoff: Cutoff | None) -> int:
     length = len(series)
     if cutoff is None:
         return length
+    span = (f"series '{series.name}' has {length} points ({format_time(series.time[0])}.."
+            f"{format_time(series.time[-1])})")
     if isinstance(cutoff, (int, np.integer)) and not isinstance(cutoff, bool):
         position = int(cutoff) + length if cutoff < 0 else int(cutoff)
+        if cutoff < 0 and position < 1:
+            raise LstmkitError(
+                f"holding out the last {-cutoff} points leaves none to train on: {span}; "
+                f"hold out fewer (--holdout at most {length - 1}) or use a longer series."
+            )
+    elif is_steps(series.time):
+        raise LstmkitError(
+            f"cutoff {cutoff!r} is not a number of points, and {span} numbered by steps, "
+            "not dates; give the cutoff as a number of points, e.g. 120 or -24."
+        )
     else:
         try:
             stamp = pd.Timestamp(cutoff)
@@ -38,9 +51,8 @@ def cutoff_position(series: TimeSeries, cutoff: Cutoff | None) -> int:
         position = int(series.time.searchsorted(stamp, side="right"))
     if not 1 <= position <= length:
         raise LstmkitError(
-            f"cutoff {cutoff!r} leaves {position} training point(s) of series "
-            f"'{series.name}', which has {length} points ({format_time(series.time[0])}.."
-            f"{format_time(series.time[-1])}); choose a cutoff inside the series."
+            f"cutoff {cutoff!r} leaves {position} training point(s), but {span}; choose a "
+            "cutoff inside the series."
         )
     return position
 
@@ -93,9 +105,15 @@ def rolling_origin_cutoffs(
     ``step`` (default ``horizon``) points before the next.
     """
     step = horizon if step is None else step
-    for name, value in (("horizon", horizon), ("n_windows", n_windows), ("step", step)):
-        if not isinstance(value, (int, np.integer)) or value < 1:
-            raise LstmkitError(f"{name} must be a positive integer, got {value!r}.")
+    for option, value, meaning in (
+        ("--horizon", horizon, "the steps each backtest window forecasts"),
+        ("--windows", n_windows, "the number of backtest origins"),
+        ("--step", step, "the points from one backtest origin to the next"),
+    ):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise LstmkitError(
+                f"{option} ({meaning}) must be a whole number of at least 1, got {value!r}."
+            )
     last = length - horizon
     cutoffs = [last - k * step for k in range(n_windows - 1, -1, -1)]
     if cutoffs[0] < min_train:
@@ -103,6 +121,6 @@ def rolling_origin_cutoffs(
         raise LstmkitError(
             f"{n_windows} backtest windows of horizon {horizon} every {step} steps need "
             f"{min_train + (n_windows - 1) * step + horizon} points, but the series has "
-            f"{length}; use at most {most} windows, a smaller step, or a shorter horizon."
+            f"{length}; use at most {most} --windows, a smaller --step, or a shorter --horizon."
         )
     return cutoffs

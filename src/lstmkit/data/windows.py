@@ -36,6 +36,7 @@ import pandas as pd
 import torch
 
 from lstmkit.data.calendar import calendar_features
+from lstmkit.data.forecast_data import ForecastData, TimeSeries
 from lstmkit.data.scaling import (
     WindowCenter,
     WindowScale,
@@ -44,7 +45,7 @@ from lstmkit.data.scaling import (
     normalize_windows,
     window_statistics,
 )
-from lstmkit.data.timeseries import ForecastData, TimeSeries, format_time, future_times
+from lstmkit.data.time_axis import format_time, future_times
 from lstmkit.errors import LstmkitError
 
 
@@ -92,7 +93,7 @@ class PredictionInput:
     series_id  (S,)       int64
     center     (S,)       float32
     scale      (S,)       float32
-    times      S indexes of the H forecast timestamps
+    times      S indexes of the H forecast times (timestamps, or step numbers)
     """
 
     x: torch.Tensor
@@ -100,7 +101,7 @@ class PredictionInput:
     series_id: torch.Tensor
     center: torch.Tensor
     scale: torch.Tensor
-    times: tuple[pd.DatetimeIndex, ...]
+    times: tuple[pd.Index, ...]
 
     def invert(self, predictions: torch.Tensor | np.ndarray) -> torch.Tensor | np.ndarray:
         """Undo the per-window normalisation of predictions (S, H) or (S, H, Q)."""
@@ -124,8 +125,8 @@ def check_window_horizon(window: int, horizon: int) -> None:
     for name, value in (("window", window), ("horizon", horizon)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise LstmkitError(
-                f"{name} must be a positive whole number of steps, got {value!r}; pass e.g. "
-                f"{name}={24 if name == 'window' else 12}."
+                f"--{name} must be a positive whole number of steps, got {value!r}; pass "
+                f"e.g. --{name} {24 if name == 'window' else 12}."
             )
 
 
@@ -139,8 +140,8 @@ def check_lengths(data: ForecastData, window: int, horizon: int) -> None:
         listed = ", ".join(f"'{s.name}' has {len(s)}" for s in short[:5])
         raise LstmkitError(
             f"{len(short)} series are shorter than window + horizon = {window} + {horizon} = "
-            f"{need} points ({listed}); lower window to at most {max(shortest - horizon, 0)} "
-            f"or horizon to at most {max(shortest - window, 0)}, or drop the short series."
+            f"{need} points ({listed}); lower --window to at most {max(shortest - horizon, 0)} "
+            f"or --horizon to at most {max(shortest - window, 0)}, or drop the short series."
         )
 
 
@@ -152,7 +153,7 @@ def _step_features(
     Returns target (T+H,) with NaN past the end, past covariates (T+H, Fp),
     future covariates (T+H, Ff) and calendar (T+H, Fc).
     """
-    times = series.time.append(future_times(series, data.freq, horizon))  # (T+H,)
+    times = series.time.append(future_times(series.time, data.freq, horizon))  # (T+H,)
     target = np.concatenate([series.target, np.full(horizon, np.nan)])
     past = np.concatenate([series.past_covariates, np.zeros((horizon, len(data.past_covariates)))])
     future_known = np.zeros((horizon, len(data.future_covariates)))
@@ -249,8 +250,8 @@ def make_prediction_input(
     short = [s for s in data.series if len(s) < window]
     if short:
         raise LstmkitError(
-            f"series '{short[0].name}' has {len(short[0])} points, fewer than window={window}; "
-            f"lower window to at most {min(len(s) for s in short)}."
+            f"series '{short[0].name}' has {len(short[0])} points, fewer than --window "
+            f"{window}; lower --window to at most {min(len(s) for s in short)}."
         )
     xs, futures, times = [], [], []
     for series in data.series:
@@ -263,7 +264,7 @@ def make_prediction_input(
             [target[inputs, None], past[inputs], future[inputs], calendar[inputs]], axis=-1
         ))  # (L, F)
         futures.append(np.concatenate([future[length:], calendar[length:]], axis=-1))  # (H, Ff)
-        times.append(future_times(series, data.freq, horizon))
+        times.append(future_times(series.time, data.freq, horizon))
     x = np.stack(xs)  # (S, L, F)
     center, scale = window_statistics(x[:, :, 0], window_center, window_scale)
     x[:, :, 0] = normalize_windows(x[:, :, 0], center, scale)
@@ -278,7 +279,7 @@ def make_prediction_input(
 
 
 def _check_future_known(data: ForecastData, series: TimeSeries, horizon: int) -> None:
-    wanted = future_times(series, data.freq, horizon)
+    wanted = future_times(series.time, data.freq, horizon)
     given = series.future_ahead[:horizon]
     complete = len(series.future_time) >= horizon and not np.isnan(given).any()
     if complete:
@@ -298,5 +299,5 @@ def _check_future_known(data: ForecastData, series: TimeSeries, horizon: int) ->
         f"future covariates {', '.join(data.future_covariates)} must be known for the "
         f"{horizon} forecast steps {format_time(wanted[0])}..{format_time(wanted[-1])}, "
         f"but series '{series.name}' {problem}. Add rows for those timestamps with the "
-        "target empty and the future covariates filled, or forecast a shorter horizon."
+        "target empty and the future covariates filled, or pass a shorter --horizon."
     )

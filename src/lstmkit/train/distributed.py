@@ -18,6 +18,7 @@ backward pass buys little.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 from collections.abc import Iterable, Iterator
@@ -119,8 +120,10 @@ def processes(device: torch.device) -> Iterator[Processes]:
     """Join the process group torchrun set up (if any) for the duration of training.
 
     Under torchrun the backend is gloo on CPU and NCCL on CUDA, where each process
-    uses GPU ``LOCAL_RANK``. A process group created here is destroyed on exit; one
-    the caller created is left alone.
+    uses GPU ``LOCAL_RANK``. The group is created once per process and kept until it
+    exits: a task that trains several models (an ensemble) calls fit several times,
+    and a second group started on torchrun's store would meet the first one's keys
+    there and hang.
     """
     size = world_size()
     if size <= 1:
@@ -129,8 +132,7 @@ def processes(device: torch.device) -> Iterator[Processes]:
     if device.type == "cuda":
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
         torch.cuda.set_device(device)
-    created = not dist.is_initialized()
-    if created:
+    if not dist.is_initialized():
         try:
             dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
         except ValueError as error:
@@ -138,8 +140,5 @@ def processes(device: torch.device) -> Iterator[Processes]:
                 f"WORLD_SIZE={size} is set but the process group could not start ({error}); "
                 "launch with torchrun --nproc_per_node=N, or unset WORLD_SIZE"
             ) from error
-    try:
-        yield Processes(rank=dist.get_rank(), world_size=dist.get_world_size(), device=device)
-    finally:
-        if created:
-            dist.destroy_process_group()
+        atexit.register(dist.destroy_process_group)
+    yield Processes(rank=dist.get_rank(), world_size=dist.get_world_size(), device=device)

@@ -7,6 +7,9 @@ The optional skip term A x_target is a linear autoregression on the window's
 (normalised) target values, as in LSTNet (Lai et al. 2018): it carries trend and
 seasonality straight through, so the LSTM learns what a linear model cannot.
 Outputs are Q quantiles per horizon step; the median is the point forecast.
+
+Training minimises :class:`ForecastLoss`, the pinball loss over observed targets.
+
 """
 
 from __future__ import annotations
@@ -65,11 +68,28 @@ class ForecastNet(nn.Module):
 
 
 def pinball_loss(prediction: Tensor, target: Tensor, mask: Tensor, quantiles: Tensor) -> Tensor:
-    """Mean quantile (pinball) loss over observed targets.
+    """Quantile (pinball) loss, the mean over windows of each window's mean over its
+    H x Q slots, where unobserved targets add 0.
+
+    A mean per window (rather than per observed target) is what the training loop's
+    data parallelism needs: each process's share of a batch then weighs by its windows,
+    and N processes train the model one process trains.
 
     prediction (N, H, Q), target (N, H), mask (N, H) bool, quantiles (Q,).
     """
     error = target.unsqueeze(-1) - prediction  # (N, H, Q)
     loss = torch.maximum(quantiles * error, (quantiles - 1) * error)
     weight = mask.unsqueeze(-1).to(loss.dtype)
-    return (loss * weight).sum() / (weight.sum() * len(quantiles)).clamp(min=1)
+    return (loss * weight).sum() / loss.numel()
+
+
+class ForecastLoss:
+    """loss_fn for the training engine: pinball loss over observed targets."""
+
+    def __init__(self, quantiles: list[float]) -> None:
+        self.quantiles = torch.tensor(quantiles)
+
+    def __call__(self, model: ForecastNet, batch: tuple) -> torch.Tensor:
+        x, future, y, y_mask, series_id = batch[:5]
+        prediction = model(x, future, series_id)
+        return pinball_loss(prediction, y, y_mask, self.quantiles.to(prediction))

@@ -8,6 +8,8 @@
 
 Padding never reaches ``z``: the LSTM stops each sequence at its length, and every
 pooling masks the steps past it (attention gives them weight exactly 0).
+
+Training minimises :class:`ClassificationLoss`, the cross-entropy of the scores y.
 """
 
 from __future__ import annotations
@@ -16,9 +18,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lstmkit.nn import LSTM
+from lstmkit.tasks.classify.data import Batch
 
 POOLINGS = ("last", "mean", "max", "attention")
 
@@ -118,3 +122,15 @@ class SequenceClassifierNet(nn.Module):
             total = (outputs * mask[..., None]).sum(dim=1)
             return Pooled(total / lengths.to(outputs)[:, None], None)
         return Pooled(outputs.masked_fill(~mask[..., None], float("-inf")).amax(dim=1), None)
+
+
+class ClassificationLoss:
+    """Mean cross-entropy of the class scores, optionally weighted per class."""
+
+    def __init__(self, class_weights: Tensor | None) -> None:
+        self.class_weights = class_weights
+
+    def __call__(self, model: SequenceClassifierNet, batch: Batch) -> Tensor:
+        logits = model(batch.inputs, batch.lengths)
+        weights = None if self.class_weights is None else self.class_weights.to(logits.device)
+        return F.cross_entropy(logits, batch.targets, weight=weights)

@@ -1,27 +1,11 @@
-"""Time-series forecasting: the Python API behind ``lstmkit forecast``.
-
-    from lstmkit.forecast import ForecastConfig, Forecaster
-
-    config = ForecastConfig(target="Passengers", horizon=24, window=36)
-    model = Forecaster(config).fit("airline.csv")
-    model.predict("airline.csv")                # the next 24 months, with intervals
-    model.evaluate("airline.csv", holdout=24)    # against naive and seasonal naive
-    model.save("runs/air"); Forecaster.load("runs/air")
-
-The recipe (what made LSTM forecasters accurate on these data): per-series
-scaling fitted on the training part, per-window normalisation (the window's last
-value and mean absolute deviation), training on every window including trailing
-ones whose target runs past the data (masked in the loss), a head over the last
-hidden state plus a linear skip (see forecast_model), quantile outputs, and an
-ensemble of seeds combined by the median.
-"""
+"""The Forecaster task: an ensemble of ForecastNets trained on every window of the scaled
+series; fit, predict, evaluate, save, load."""
 
 from __future__ import annotations
 
 import dataclasses
 import math
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,122 +14,25 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
-from lstmkit.data.scaling import SCALER_METHODS, WINDOW_CENTERS, WINDOW_SCALES, SeriesScaler
+from lstmkit.data.scaling import SeriesScaler
 from lstmkit.data.splits import cut_data
-from lstmkit.data.timeseries import ForecastData, load_series
-from lstmkit.data.windows import check_window_horizon, make_prediction_input, make_windows
+from lstmkit.data.timeseries import ForecastData
+from lstmkit.data.windows import make_prediction_input, make_windows
 from lstmkit.errors import LstmkitError
 from lstmkit.io.files import atomic_write_json
 from lstmkit.io.rundir import FinishedRun, Run, write_config
 from lstmkit.io.weights import save_weights
-from lstmkit.tasks import forecast_metrics as metrics
-from lstmkit.tasks.forecast_model import ForecastNet, pinball_loss
+from lstmkit.tasks.forecast import metrics
+from lstmkit.tasks.forecast.config import TASK, ForecastConfig
+from lstmkit.tasks.forecast.network import ForecastLoss, ForecastNet
+from lstmkit.tasks.forecast.scoring import score_forecasts
 from lstmkit.tasks.lifecycle import Evaluation, Task, config_from_json
 from lstmkit.train import TrainConfig, fit
 
-TASK = "forecast"
-STRATEGIES = ("direct", "recursive")
 MIN_STEPS_PER_EPOCH = 50  # small data: repeat the windows so checkpoints are not per step
 WEIGHTS_FILE = "model.safetensors"
 SCALER_FILE = "scaler.json"
 METRICS_FILE = "metrics.json"
-
-
-@dataclass
-class ForecastConfig:
-    """Everything that rebuilds a forecaster and its data pipeline (saved in config.json)."""
-
-    # data (see lstmkit.data.timeseries.load_series)
-    target: str | list[str] | None = None
-    time: str | list[str] | None = None
-    series_id: str | None = None
-    layout: str = "long"
-    past_covariates: list[str] = field(default_factory=list)
-    future_covariates: list[str] = field(default_factory=list)
-    calendar: bool | list[str] = False
-    missing: str = "interpolate"
-    freq: str | None = None
-    resample: str | None = None
-    # the forecast
-    horizon: int = 12
-    window: int = 36
-    strategy: str = "direct"
-    quantiles: list[float] = field(default_factory=lambda: [0.1, 0.5, 0.9])
-    season: int | None = None  # for MASE and seasonal naive; None: from the frequency
-    # scaling
-    scaler: str = "standard"
-    window_center: str = "last"
-    window_scale: str = "std"
-    # model
-    hidden_size: int = 32
-    num_layers: int = 1
-    dropout: float = 0.0
-    skip: bool = True
-    series_embedding: int | None = None  # None: 4 when there are several series, else 0
-    lstm_options: dict[str, Any] = field(default_factory=dict)  # peephole, layer_norm, ...
-    # training
-    steps: int = 300
-    batch_size: int = 32
-    lr: float = 5e-3
-    weight_decay: float = 1e-4
-    grad_clip: float = 1.0
-    seed: int = 0
-    ensemble: int = 1
-    progress: bool = True
-
-    def __post_init__(self) -> None:
-        self.validate()
-
-    def validate(self) -> None:
-        check_window_horizon(self.window, self.horizon)
-        if self.strategy not in STRATEGIES:
-            raise LstmkitError(f"strategy must be one of {', '.join(STRATEGIES)}, "
-                               f"got {self.strategy!r}")
-        if self.strategy == "recursive" and self.past_covariates:
-            raise LstmkitError("the recursive strategy cannot forecast past covariates; use "
-                               "--strategy direct or give them as future covariates")
-        quantiles = sorted(float(q) for q in self.quantiles)
-        if 0.5 not in quantiles or not all(0 < q < 1 for q in quantiles):
-            raise LstmkitError(f"quantiles must lie strictly between 0 and 1 and include the "
-                               f"median 0.5 (the point forecast); got {self.quantiles}")
-        self.quantiles = quantiles
-        for name, value, allowed in (("scaler", self.scaler, SCALER_METHODS),
-                                     ("window_center", self.window_center, WINDOW_CENTERS),
-                                     ("window_scale", self.window_scale, WINDOW_SCALES)):
-            if value not in allowed:
-                raise LstmkitError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
-        for name in ("hidden_size", "num_layers", "steps", "batch_size", "ensemble"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise LstmkitError(f"{name} must be a positive integer, got {value!r}")
-        if not 0 <= self.dropout < 1:
-            raise LstmkitError(f"dropout must lie in [0, 1), got {self.dropout}")
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise LstmkitError(f"lr must be positive, got {self.lr}")
-
-    def data_options(self) -> dict[str, Any]:
-        return dict(target=self.target, time=self.time, series_id=self.series_id,
-                    layout=self.layout, past_covariates=self.past_covariates,
-                    future_covariates=self.future_covariates, calendar=self.calendar,
-                    missing=self.missing, freq=self.freq, resample=self.resample)
-
-    def load(self, source: Any) -> ForecastData:
-        """A CSV/Parquet path or DataFrame as validated series; ForecastData passes through."""
-        if isinstance(source, ForecastData):
-            return source
-        return load_series(source, **self.data_options())
-
-
-class _ForecastLoss:
-    """loss_fn for the training engine: pinball loss over observed targets."""
-
-    def __init__(self, quantiles: list[float]) -> None:
-        self.quantiles = torch.tensor(quantiles)
-
-    def __call__(self, model: ForecastNet, batch: tuple) -> torch.Tensor:
-        x, future, y, y_mask, series_id = batch[:5]
-        prediction = model(x, future, series_id)
-        return pinball_loss(prediction, y, y_mask, self.quantiles.to(prediction))
 
 
 class _Windows(Dataset):
@@ -211,6 +98,9 @@ class Forecaster(Task):
         self._train(training, run)
         self.scores = self.evaluate(data, holdout) if holdout else None
         if backtest_windows:
+            # backtest trains Forecasters: imported here, as the top would be a cycle
+            from lstmkit.tasks.forecast.backtest import backtest
+
             windows = backtest(self.config, data, windows=backtest_windows)
             if self.scores is None:
                 self.scores = windows
@@ -253,7 +143,7 @@ class Forecaster(Task):
             torch.manual_seed(seed)
             net = self._build()
             member_dir = None if run is None else run.work / "members" / str(member)
-            result = fit(net, _Windows(tensors, repeats), _ForecastLoss(config.quantiles),
+            result = fit(net, _Windows(tensors, repeats), ForecastLoss(config.quantiles),
                          dataclasses.replace(train, seed=seed), run_dir=member_dir,
                          resume=run is not None and run.resumed and member_dir.exists(),
                          collate_fn=_already_batched)
@@ -431,100 +321,3 @@ class Forecaster(Task):
         if run.has(METRICS_FILE):
             forecaster.scores = Evaluation.from_json(run.json(METRICS_FILE))
         return forecaster
-
-
-def score_forecasts(history: ForecastData, actual: ForecastData, forecast: np.ndarray,
-                    quantiles: list[float], season: int, data: str) -> Evaluation:
-    """Metrics of a quantile forecast (S, H, Q) and of the baselines, on the same points.
-
-    Rows "model", "naive", "seasonal_naive", each with MAE, RMSE, sMAPE, MASE (means
-    over series) and, for the model, the coverage and width of the widest interval.
-    """
-    median = quantiles.index(0.5)
-    lower, upper = 0, len(quantiles) - 1
-    rows: dict[str, list[dict[str, float]]] = {"model": [], "naive": [], "seasonal_naive": []}
-    for k, (past, future) in enumerate(zip(history.series, actual.series)):
-        y = future.target
-        horizon = len(y)
-        candidates = {
-            "model": forecast[k, :horizon, median],
-            "naive": metrics.naive_forecast(past.target, horizon),
-            "seasonal_naive": metrics.seasonal_naive_forecast(past.target, horizon, season),
-        }
-        for name, prediction in candidates.items():
-            row = {
-                "MAE": metrics.mae(y, prediction),
-                "RMSE": metrics.rmse(y, prediction),
-                "sMAPE": metrics.smape(y, prediction),
-                "MASE": metrics.mase(y, prediction, past.target, season),
-            }
-            if name == "model" and upper > lower:
-                row["coverage"] = metrics.interval_coverage(y, forecast[k, :horizon, lower],
-                                                            forecast[k, :horizon, upper])
-                row["width"] = metrics.interval_width(forecast[k, :horizon, lower],
-                                                      forecast[k, :horizon, upper])
-            rows[name].append(row)
-    means = {name: {key: float(np.mean([r[key] for r in per_series])) for key in per_series[0]}
-             for name, per_series in rows.items()}
-    return _forecast_evaluation(data, means, season, quantiles)
-
-
-def _forecast_evaluation(data: str, rows: dict[str, dict[str, float]], season: int,
-                         quantiles: list[float]) -> Evaluation:
-    notes = [f"MASE: mean absolute error over that of the in-sample seasonal naive forecast "
-             f"with period m={season}"]
-    if len(quantiles) > 1:
-        notes.append(f"coverage: share of actual values inside the {quantiles[0]:g}-"
-                     f"{quantiles[-1]:g} quantile interval")
-    return Evaluation(
-        task=TASK, data=data, rows=rows,
-        labels={"model": "lstmkit LSTM", "naive": "naive",
-                "seasonal_naive": f"seasonal naive (m={season})"},
-        lower_is_better=["MAE", "RMSE", "sMAPE", "MASE", "width"], notes=notes,
-        details={"season": season})
-
-
-def backtest(config: ForecastConfig, data: Any, windows: int = 3, step: int | None = None,
-             refit: bool = False) -> Evaluation:
-    """Rolling-origin evaluation: ``windows`` forecasts of ``horizon`` steps, each from a
-    cutoff ``step`` (default: the horizon) after the previous, the last ending at the end
-    of the data. With ``refit`` a new model is trained at every cutoff; without, one
-    model trained at the first cutoff forecasts from every later one.
-
-    Returns the mean scores; ``details`` holds each window's, the cutoffs and fit times.
-    """
-    data = config.load(data)
-    horizon = config.horizon
-    step = horizon if step is None else step
-    for option, value in (("--windows", windows), ("--step", step)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise LstmkitError(f"{option} must be a whole number of at least 1, got {value!r}")
-    back = [horizon + k * step for k in range(windows - 1, -1, -1)]  # points after each cutoff
-    shortest = min(len(s) for s in data.series)
-    if shortest - back[0] < config.window + horizon:
-        raise LstmkitError(
-            f"{windows} backtest windows every {step} steps leave the first training part "
-            f"{shortest - back[0]} points, fewer than window + horizon = "
-            f"{config.window + horizon}; use fewer windows, a smaller step or window"
-        )
-    model, scores, cutoffs, fit_seconds = None, [], [], []
-    for points_after in back:
-        history, rest = cut_data(data, -points_after)
-        actual, _ = cut_data(rest, horizon)
-        if refit or model is None:
-            model = Forecaster(config).fit(history)
-            fit_seconds.append(model.fit_seconds)
-        forecast, _ = model.forecast_quantiles(history)
-        cutoff = str(history.series[0].time[-1].date())
-        scores.append(score_forecasts(history, actual, forecast, config.quantiles,
-                                      model.meta["season"], f"origin after {cutoff}"))
-        cutoffs.append(cutoff)
-    mean = {name: {key: float(np.mean([s[name][key] for s in scores])) for key in row}
-            for name, row in scores[0].rows.items()}
-    evaluation = _forecast_evaluation(
-        f"backtest: mean of {windows} windows of {horizon} steps from {cutoffs[0]}", mean,
-        model.meta["season"], config.quantiles)
-    evaluation.details.update({"windows": [s.to_json() for s in scores], "cutoffs": cutoffs,
-                               "refit": refit, "horizon": horizon, "step": step,
-                               "fit_seconds": fit_seconds})
-    return evaluation

@@ -1,19 +1,4 @@
-"""Sequence classification: texts (sentiment) or numeric sequences, to one label each.
-
-    from lstmkit.classify import Classifier, ClassifierConfig
-
-    classifier = Classifier(ClassifierConfig(text_column="review", label_column="stars"))
-    report = classifier.fit("reviews.csv", run_dir="runs/reviews")
-    classifier.predict(["loved it", "never again"])     # label and one probability per class
-    classifier.evaluate("test.csv").summary()           # beside TF-IDF + logistic regression
-    Classifier.load("runs/reviews")
-
-The pipeline: a table (data.labelled_tables) -> token ids (data.tokenizers) or
-standardised values -> the network (tasks.classify_model) trained by the shared loop
-(lstmkit.train.fit) -> metrics beside a baseline fitted on the same split
-(tasks.classify_baselines). ``from_lm`` starts from a language model's embedding and
-LSTM and fine-tunes them ULMFiT-style (discriminative learning rates, gradual
-unfreezing).
+"""The Classifier task: read and encode examples, fit, predict, evaluate, explain, save, load.
 
 A run directory holds ``config.json`` (task "classify"), ``model.safetensors``,
 ``tokenizer.json`` (text), the baseline, ``metrics.json`` for the validation split, and
@@ -26,19 +11,20 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from torch import Tensor
-from torch.nn.utils.rnn import pad_sequence
-from torch.utils.data import Dataset
 
-from lstmkit.data.labelled_tables import TableSource, load_sequences, load_texts
+from lstmkit.data.labelled_tables import (
+    TableSource,
+    check_values,
+    load_sequences,
+    load_texts,
+)
 from lstmkit.data.tokenizers import (
     TOKENIZER_FILE,
     Tokenizer,
@@ -50,268 +36,43 @@ from lstmkit.io.files import atomic_write_json, read_json
 from lstmkit.io.rundir import CONFIG_FILE, FinishedRun, Run, write_config
 from lstmkit.io.weights import save_weights
 from lstmkit.nn import record_gates
-from lstmkit.tasks.classify_baselines import (
+from lstmkit.tasks.classify.baselines import (
     Baseline,
     NearestNeighbourBaseline,
     TextBaseline,
     load_baseline,
     save_baseline,
 )
-from lstmkit.tasks.classify_model import POOLINGS, SequenceClassifierNet, lstm_arguments_of
-from lstmkit.tasks.lifecycle import Evaluation, Task, config_from_json
-from lstmkit.train import TrainConfig, TrainResult, fit
+from lstmkit.tasks.classify.config import ClassifierConfig
+from lstmkit.tasks.classify.data import (
+    EncodedExamples,
+    Examples,
+    ReadData,
+    collate,
+    frames,
+    natural_sort,
+    stratified_split,
+)
+from lstmkit.tasks.classify.network import (
+    ClassificationLoss,
+    SequenceClassifierNet,
+    lstm_arguments_of,
+)
+from lstmkit.tasks.classify.results import Explanation, FitReport, scores_of
+from lstmkit.tasks.classify.transfer import (
+    GradualUnfreezing,
+    discriminative_groups,
+    language_model_encoder,
+    layer_groups,
+)
+from lstmkit.tasks.lifecycle import Evaluation, Task
+from lstmkit.train import fit
 
 TASK = "classify"
 MODEL_FILE = "model.safetensors"
 METRICS_FILE = "metrics.json"
 CONFUSION_FILE = "confusion_matrix.png"
-DATA_KINDS = ("text", "numbers")
 
-Examples = list[str] | list[np.ndarray]
-"""Inputs as read: texts, or numeric sequences each (steps, features)."""
-
-
-# --------------------------------------------------------------------------- config
-
-
-@dataclass
-class ClassifierConfig:
-    """Everything that defines a classifier: its data, tokenizer, network and training.
-
-    ``data`` is "text" (``text_column``) or "numbers" (``value_columns``, long layout
-    when ``id_column`` is set, else one row per sequence; ``frame_length`` consecutive
-    steps are stacked into one LSTM input, which shortens long series that many times
-    and eases learning from them). ``max_length`` truncates
-    texts to their first tokens. ``dropout`` acts on embeddings and on the pooled
-    summary, ``lstm_dropout`` between LSTM layers; ``lstm_options`` are further
-    keyword arguments of lstmkit.nn.LSTM (its variants: peephole, layer_norm, zoneout,
-    recurrent_dropout, weight_drop, forget_bias, backend). ``class_weights`` weighs the
-    loss by inverse class frequency. ``val_fraction`` of the training data (stratified)
-    is held out for early stopping and the reported metrics when no validation data is
-    given. ``from_lm`` is a language-model run directory to start from (text only).
-    """
-
-    data: str = "text"
-    text_column: str = "text"
-    label_column: str = "label"
-    value_columns: list[str] = field(default_factory=lambda: ["value"])
-    id_column: str | None = None
-    step_column: str | None = None
-    frame_length: int = 1
-    tokenizer: str = "word"
-    vocab_size: int | None = 20000
-    min_count: int = 1
-    lowercase: bool = True
-    max_length: int = 256
-    embedding_dim: int = 100
-    hidden_size: int = 128
-    num_layers: int = 1
-    bidirectional: bool = True
-    pooling: str = "attention"
-    dropout: float = 0.2
-    lstm_dropout: float = 0.0
-    proj_size: int = 0
-    lstm_options: dict[str, Any] = field(default_factory=dict)
-    class_weights: bool = False
-    val_fraction: float = 0.1
-    from_lm: str | None = None
-    lr_decay: float = 2.6
-    gradual_unfreeze: bool = True
-    train: TrainConfig = field(default_factory=TrainConfig)
-
-    def __post_init__(self) -> None:
-        if isinstance(self.train, dict):
-            self.train = TrainConfig(**self.train)
-        self.value_columns = list(self.value_columns)
-        self.validate()
-
-    def validate(self) -> None:
-        """Raise :class:`LstmkitError` naming the first option that is out of range."""
-        if self.data not in DATA_KINDS:
-            raise LstmkitError(f"data must be one of {', '.join(DATA_KINDS)}, got {self.data!r}")
-        if self.pooling not in POOLINGS:
-            raise LstmkitError(
-                f"unknown pooling {self.pooling!r}; choose one of {', '.join(POOLINGS)}")
-        for name in ("max_length", "embedding_dim", "hidden_size", "num_layers",
-                     "frame_length"):
-            if getattr(self, name) < 1:
-                raise LstmkitError(f"{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("dropout", "lstm_dropout"):
-            if not 0 <= getattr(self, name) < 1:
-                raise LstmkitError(f"{name} must lie in [0, 1), got {getattr(self, name)}")
-        if not 0 <= self.val_fraction < 1:
-            raise LstmkitError(f"val_fraction must lie in [0, 1), got {self.val_fraction}")
-        if not 0 <= self.proj_size < self.hidden_size:
-            raise LstmkitError(
-                f"proj_size must be 0 (off) or below hidden_size {self.hidden_size}, "
-                f"got {self.proj_size}")
-        if self.lr_decay < 1:
-            raise LstmkitError(f"lr_decay divides each lower layer's rate: at least 1, "
-                               f"got {self.lr_decay}")
-        if self.from_lm is not None and self.data != "text":
-            raise LstmkitError("from_lm (--from-lm) starts from a language model: text only")
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, state: dict[str, Any]) -> ClassifierConfig:
-        return config_from_json(cls, state)
-
-    def lstm_arguments(self) -> dict[str, Any]:
-        """lstmkit.nn.LSTM's constructor arguments, input size left to the network."""
-        return {
-            "hidden_size": self.hidden_size, "num_layers": self.num_layers,
-            "dropout": self.lstm_dropout, "bidirectional": self.bidirectional,
-            "proj_size": self.proj_size, **self.lstm_options,
-        }
-
-
-# --------------------------------------------------------------------------- results
-
-
-def scores_of(targets: np.ndarray, predicted: np.ndarray, classes: list[str]
-              ) -> tuple[dict[str, float], dict[str, Any]]:
-    """(accuracy and macro-F1, {per-class precision/recall/F1/support, confusion matrix})."""
-    from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
-    from sklearn.metrics import precision_recall_fscore_support as per_class_scores
-
-    labels = list(range(len(classes)))
-    precision, recall, f1, support = per_class_scores(
-        targets, predicted, labels=labels, zero_division=0)
-    row = {"accuracy": float(accuracy_score(targets, predicted)),
-           "macro_F1": float(f1_score(targets, predicted, labels=labels, average="macro",
-                                      zero_division=0))}
-    details = {
-        "per_class": {c: {"precision": float(p), "recall": float(r), "f1": float(f),
-                          "support": int(n)}
-                      for c, p, r, f, n in zip(classes, precision, recall, f1, support)},
-        # rows: true class, columns: predicted class
-        "confusion": confusion_matrix(targets, predicted, labels=labels).tolist(),
-    }
-    return row, details
-
-
-@dataclass
-class FitReport:
-    """What training did, and the validation split's evaluation (None without one).
-
-    ``seconds`` is the wall time of the training loop (validation passes included,
-    baseline and final evaluation not); ``sequences_per_second`` the training sequences
-    it went through per second of it.
-    """
-
-    train: TrainResult
-    validation: Evaluation | None
-    train_examples: int
-    seconds: float
-    sequences_per_second: float
-
-
-@dataclass
-class Explanation:
-    """Where the model looked and what chosen cell units did, for one input.
-
-    ``attention`` (T,) is None unless the pooling is attention; ``cells`` is (T, U):
-    the cell state c_t of ``units`` in the top layer's forward direction. ``joiner``
-    goes between tokens to show them as text ("" when tokens carry their own spaces).
-    """
-
-    tokens: list[str]
-    attention: np.ndarray | None
-    cells: np.ndarray
-    units: list[int]
-    probabilities: dict[str, float]
-    joiner: str
-
-
-# --------------------------------------------------------------------------- batches
-
-
-class ReadData(NamedTuple):
-    inputs: Examples
-    labels: list[str] | None
-    ids: list[str] | None  # numbers read from a table: each sequence's id (or row)
-
-
-class Batch(NamedTuple):
-    inputs: Tensor  # (B, T) token ids, or (B, T, F) values
-    lengths: Tensor  # (B,)
-    targets: Tensor  # (B,), -1 where the label is unknown
-
-
-class EncodedExamples(Dataset):
-    """Encoded inputs (each a 1-D id tensor or a (T, F) tensor) with class indices."""
-
-    def __init__(self, inputs: list[Tensor], targets: np.ndarray | None) -> None:
-        self.inputs = inputs
-        self.targets = torch.as_tensor(
-            targets if targets is not None else np.full(len(inputs), -1), dtype=torch.long)
-
-    def __len__(self) -> int:
-        return len(self.inputs)
-
-    def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
-        return self.inputs[index], self.targets[index]
-
-
-def collate(items: list[tuple[Tensor, Tensor]]) -> Batch:
-    """Pad to the longest sequence of the batch (with 0, the padding id) and keep lengths."""
-    inputs, targets = zip(*items)
-    lengths = torch.tensor([len(x) for x in inputs])
-    return Batch(pad_sequence(list(inputs), batch_first=True), lengths, torch.stack(targets))
-
-
-class ClassificationLoss:
-    """Mean cross-entropy of the class scores, optionally weighted per class."""
-
-    def __init__(self, class_weights: Tensor | None) -> None:
-        self.class_weights = class_weights
-
-    def __call__(self, model: SequenceClassifierNet, batch: Batch) -> Tensor:
-        logits = model(batch.inputs, batch.lengths)
-        weights = None if self.class_weights is None else self.class_weights.to(logits.device)
-        return F.cross_entropy(logits, batch.targets, weight=weights)
-
-
-# --------------------------------------------------------------------------- ULMFiT
-
-
-def layer_groups(net: SequenceClassifierNet) -> list[list[torch.nn.Parameter]]:
-    """Parameters from the top down: head (and attention), each LSTM layer, embedding."""
-    encoder_layers: list[list[torch.nn.Parameter]] = [[] for _ in range(net.encoder.num_layers)]
-    for name, parameter in net.encoder.named_parameters():
-        # every LSTM parameter name ends in _l{layer} or _l{layer}_reverse
-        layer = int(name.rsplit("_l", 1)[1].split("_")[0])
-        encoder_layers[layer].append(parameter)
-    top = [p for name, p in net.named_parameters()
-           if not name.startswith(("encoder.", "embedding."))]
-    groups = [top, *reversed(encoder_layers)]
-    if net.embedding is not None:
-        groups.append(list(net.embedding.parameters()))
-    return groups
-
-
-class GradualUnfreezing:
-    """ULMFiT's schedule: epoch 1 trains the head only, each later epoch one more group."""
-
-    def __init__(self, groups: list[list[torch.nn.Parameter]]) -> None:
-        self.groups = groups
-
-    def on_epoch_start(self, epoch: int, model: torch.nn.Module, optimizer: Any) -> None:
-        # from the epoch number alone, so a resumed run freezes exactly as the first did
-        for depth, group in enumerate(self.groups):
-            for parameter in group:
-                parameter.requires_grad_(depth < epoch)
-
-
-def discriminative_groups(groups: list[list[torch.nn.Parameter]], lr: float,
-                          decay: float) -> list[dict[str, Any]]:
-    """AdamW parameter groups: each group down from the head learns ``decay`` times slower."""
-    return [{"params": group, "lr": lr / decay ** depth} for depth, group in enumerate(groups)]
-
-
-# --------------------------------------------------------------------------- the classifier
 
 
 class Classifier(Task):
@@ -361,6 +122,9 @@ class Classifier(Task):
         if any(isinstance(s, str) for s in data):
             raise LstmkitError("this model classifies numeric sequences, not texts; give a "
                                "table of sequences")
+        for k, sequence in enumerate(data, start=1):  # before float32 turns 1e308 into inf
+            check_values(np.asarray(sequence, dtype=np.float64).ravel(), "the sequences given",
+                         "values", lambda i, k=k: f"sequence {k} item {i + 1}")
         sequences = [np.asarray(s, dtype=np.float32) for s in data]
         for k, sequence in enumerate(sequences, start=1):
             if sequence.ndim == 1:
@@ -480,7 +244,7 @@ class Classifier(Task):
         config = self.config
         lstm_arguments = config.lstm_arguments()
         if config.from_lm is not None:
-            pretrained = _pretrained_encoder(config.from_lm)
+            pretrained = language_model_encoder(config.from_lm)
             self.tokenizer = pretrained.tokenizer
             lstm_arguments = lstm_arguments_of(pretrained.lstm)
             embedding = pretrained.embedding
@@ -709,64 +473,7 @@ class Classifier(Task):
         return classifier
 
 
-# --------------------------------------------------------------------------- helpers
-
-
-def frames(series: np.ndarray, length: int) -> np.ndarray:
-    """(T, F) -> (ceil(T / length), length * F): each row holds ``length`` consecutive steps.
-
-    The last frame is completed by repeating the last step, so no zeros are invented.
-    """
-    T, F = series.shape
-    count = math.ceil(T / length)
-    if count * length > T:
-        series = np.concatenate([series, np.repeat(series[-1:], count * length - T, axis=0)])
-    return series.reshape(count, length * F)  # step t * length + k lands at [t, k * F:]
-
-
-def natural_sort(labels: set[str]) -> list[str]:
-    """Labels in numeric order when they are all numbers ("2" before "10"), else as text."""
-    try:
-        return sorted(labels, key=float)
-    except ValueError:
-        return sorted(labels)
-
-
-def stratified_split(targets: np.ndarray, fraction: float,
-                     seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Indices of training and validation parts, ``fraction`` of each class held out.
-
-    Every class keeps at least one training example; a class too small to spare one
-    has no validation examples.
-    """
-    generator = np.random.default_rng(seed)
-    held_out = []
-    for target in np.unique(targets):
-        members = generator.permutation(np.flatnonzero(targets == target))
-        take = min(int(round(fraction * len(members))), len(members) - 1)
-        held_out.extend(members[:take].tolist())
-    validation = np.sort(np.asarray(held_out, dtype=np.int64))
-    training = np.setdiff1d(np.arange(len(targets)), validation)
-    return training, validation
-
-
 def _sequences_seen(steps: int, examples: int, batch_size: int) -> int:
     """Sequences the optimizer saw in ``steps`` (full epochs, then the started one)."""
     per_epoch = math.ceil(examples / batch_size)
     return (steps // per_epoch) * examples + (steps % per_epoch) * batch_size
-
-
-def _pretrained_encoder(run_dir: str) -> Any:
-    """The language model's tokenizer, embedding and LSTM (see tasks.language_model)."""
-    try:
-        from lstmkit.tasks.language_model import pretrained_encoder
-    except ModuleNotFoundError as missing:
-        if missing.name != "lstmkit.tasks.language_model":
-            raise
-        raise LstmkitError("--from-lm needs the language-model task, which this lstmkit "
-                           "does not have") from None
-    encoder = pretrained_encoder(run_dir)
-    if encoder.lstm.bidirectional:
-        raise LstmkitError(f"the language model in {run_dir} is bidirectional; a classifier "
-                           "can start only from a left-to-right one")
-    return encoder
