@@ -421,7 +421,7 @@ def test_model_directory_of_another_task(tmp_path, capsys):
 def test_config_checks():
     with pytest.raises(LstmkitError, match="shuffle"):
         LanguageModelConfig(train=TrainConfig(shuffle=True))
-    with pytest.raises(LstmkitError, match="weight_drop"):
+    with pytest.raises(LstmkitError, match="--weight-drop"):
         LanguageModelConfig(weight_drop=1.0)
     with pytest.raises(LstmkitError, match="tokenizer"):
         LanguageModelConfig(tokenizer="sentencepiece")

@@ -144,7 +144,7 @@ def test_config_rejects_bad_values():
     (["experiment", "adding", "--length", "0"], "length T must be an integer >= 2"),
     (["experiment", "copy", "--length", "-5"], "length T must be an integer >= 1"),
     (["experiment", "adding", "--length", "50", "--cell", "transformer"],
-     "unknown model 'transformer'"),
+     "unknown --cell 'transformer'"),
 ])
 def test_cli_rejects_bad_arguments(argv, message, capsys, tmp_path):
     status = main([*argv, "--run-dir", str(tmp_path / "run")])

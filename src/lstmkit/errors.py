@@ -13,3 +13,9 @@ class LstmkitError(ValueError):
 
 class RunInterrupted(LstmkitError):
     """Ctrl-C during a run: what was trained is kept, and the message says how to resume."""
+
+
+def option_name(field: str) -> str:
+    """The command-line option of a config field: ``hidden_size`` -> ``--hidden-size``
+    (the CLI spells every config field this way; messages name the option)."""
+    return "--" + field.replace("_", "-")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from lstmkit.errors import LstmkitError
+from lstmkit.errors import LstmkitError, option_name
 from lstmkit.tasks.classify.network import POOLINGS
 from lstmkit.tasks.lifecycle import config_from_json
 from lstmkit.train import TrainConfig
@@ -69,28 +69,30 @@ class ClassifierConfig:
     def validate(self) -> None:
         """Raise :class:`LstmkitError` naming the first option that is out of range."""
         if self.data not in DATA_KINDS:
-            raise LstmkitError(f"data must be one of {', '.join(DATA_KINDS)}, got {self.data!r}")
+            raise LstmkitError(f"--kind must be one of {', '.join(DATA_KINDS)}, got {self.data!r}")
         if self.pooling not in POOLINGS:
             raise LstmkitError(
                 f"unknown pooling {self.pooling!r}; choose one of {', '.join(POOLINGS)}")
         for name in ("max_length", "embedding_dim", "hidden_size", "num_layers",
                      "frame_length"):
             if getattr(self, name) < 1:
-                raise LstmkitError(f"{name} must be at least 1, got {getattr(self, name)}")
+                raise LstmkitError(f"{option_name(name)} must be at least 1"
+                                   f", got {getattr(self, name)}")
         for name in ("dropout", "lstm_dropout"):
             if not 0 <= getattr(self, name) < 1:
-                raise LstmkitError(f"{name} must lie in [0, 1), got {getattr(self, name)}")
+                raise LstmkitError(f"{option_name(name)} must lie in [0, 1)"
+                                   f", got {getattr(self, name)}")
         if not 0 <= self.val_fraction < 1:
-            raise LstmkitError(f"val_fraction must lie in [0, 1), got {self.val_fraction}")
+            raise LstmkitError(f"--val-fraction must lie in [0, 1), got {self.val_fraction}")
         if not 0 <= self.proj_size < self.hidden_size:
             raise LstmkitError(
                 f"proj_size must be 0 (off) or below hidden_size {self.hidden_size}, "
                 f"got {self.proj_size}")
         if self.lr_decay < 1:
-            raise LstmkitError(f"lr_decay divides each lower layer's rate: at least 1, "
+            raise LstmkitError(f"--lr-decay divides each lower layer's rate: at least 1, "
                                f"got {self.lr_decay}")
         if self.from_lm is not None and self.data != "text":
-            raise LstmkitError("from_lm (--from-lm) starts from a language model: text only")
+            raise LstmkitError("--from-lm starts from a language model: text only")
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -10,7 +10,7 @@ from typing import Any
 from lstmkit.data.scaling import SCALER_METHODS, WINDOW_CENTERS, WINDOW_SCALES
 from lstmkit.data.timeseries import ForecastData, load_series
 from lstmkit.data.windows import check_window_horizon
-from lstmkit.errors import LstmkitError
+from lstmkit.errors import LstmkitError, option_name
 
 TASK = "forecast"
 STRATEGIES = ("direct", "recursive")
@@ -65,29 +65,30 @@ class ForecastConfig:
     def validate(self) -> None:
         check_window_horizon(self.window, self.horizon)
         if self.strategy not in STRATEGIES:
-            raise LstmkitError(f"strategy must be one of {', '.join(STRATEGIES)}, "
+            raise LstmkitError(f"--strategy must be one of {', '.join(STRATEGIES)}, "
                                f"got {self.strategy!r}")
         if self.strategy == "recursive" and self.past_covariates:
             raise LstmkitError("the recursive strategy cannot forecast past covariates; use "
                                "--strategy direct or give them as future covariates")
         quantiles = sorted(float(q) for q in self.quantiles)
         if 0.5 not in quantiles or not all(0 < q < 1 for q in quantiles):
-            raise LstmkitError(f"quantiles must lie strictly between 0 and 1 and include the "
+            raise LstmkitError(f"--quantiles must lie strictly between 0 and 1 and include the "
                                f"median 0.5 (the point forecast); got {self.quantiles}")
         self.quantiles = quantiles
         for name, value, allowed in (("scaler", self.scaler, SCALER_METHODS),
                                      ("window_center", self.window_center, WINDOW_CENTERS),
                                      ("window_scale", self.window_scale, WINDOW_SCALES)):
             if value not in allowed:
-                raise LstmkitError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+                raise LstmkitError(f"{option_name(name)} must be one of {', '.join(allowed)}"
+                                   f", got {value!r}")
         for name in ("hidden_size", "num_layers", "steps", "batch_size", "ensemble"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise LstmkitError(f"{name} must be a positive integer, got {value!r}")
+                raise LstmkitError(f"{option_name(name)} must be a positive integer, got {value!r}")
         if not 0 <= self.dropout < 1:
-            raise LstmkitError(f"dropout must lie in [0, 1), got {self.dropout}")
+            raise LstmkitError(f"--dropout must lie in [0, 1), got {self.dropout}")
         if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise LstmkitError(f"lr must be positive, got {self.lr}")
+            raise LstmkitError(f"--lr must be positive, got {self.lr}")
 
     def data_options(self) -> dict[str, Any]:
         return dict(target=self.target, time=self.time, time_format=self.time_format,

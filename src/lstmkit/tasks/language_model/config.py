@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from lstmkit.data.tokenizers import KINDS
-from lstmkit.errors import LstmkitError
+from lstmkit.errors import LstmkitError, option_name
 from lstmkit.tasks.lifecycle import config_from_json
 from lstmkit.train import TrainConfig
 
@@ -72,17 +72,20 @@ class LanguageModelConfig:
         for name in ("embedding_dim", "hidden_size", "num_layers", "bptt", "min_count"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
-                raise LstmkitError(f"{name} must be an integer of at least 1, got {value!r}")
+                raise LstmkitError(f"{option_name(name)} must be an integer of at least 1"
+                                   f", got {value!r}")
         if not 0 <= self.proj_size < self.hidden_size:
-            raise LstmkitError(f"proj_size must be 0 (off) or below hidden_size "
+            raise LstmkitError(f"--proj-size must be 0 (off) or below --hidden-size "
                                f"{self.hidden_size}, got {self.proj_size}")
         for name in ("embedding_dropout", "input_dropout", "hidden_dropout", "output_dropout",
                      "weight_drop"):
             if not 0 <= getattr(self, name) < 1:
-                raise LstmkitError(f"{name} must lie in [0, 1), got {getattr(self, name)}")
-        for name in ("activation_regularisation", "temporal_activation_regularisation"):
+                raise LstmkitError(f"{option_name(name)} must lie in [0, 1)"
+                                   f", got {getattr(self, name)}")
+        for name, option in (("activation_regularisation", "--ar"),
+                             ("temporal_activation_regularisation", "--tar")):
             if not getattr(self, name) >= 0:
-                raise LstmkitError(f"{name} must be 0 or more, got {getattr(self, name)}")
+                raise LstmkitError(f"{option} must be 0 or more, got {getattr(self, name)}")
         if self.train.shuffle:
             raise LstmkitError("a language model reads contiguous streams whose batches must "
                                "stay in order: set train.shuffle=False")

@@ -41,9 +41,9 @@ class ExperimentConfig:
         if self.task not in TASKS:
             raise LstmkitError(f"unknown task {self.task!r}; choose one of {', '.join(TASKS)}")
         if self.model not in MODELS:
-            raise LstmkitError(f"unknown model {self.model!r}; choose one of {', '.join(MODELS)}")
+            raise LstmkitError(f"unknown --cell {self.model!r}; choose one of {', '.join(MODELS)}")
         if self.variant not in LSTM_VARIANTS:
-            raise LstmkitError(f"unknown variant {self.variant!r}; "
+            raise LstmkitError(f"unknown --variant {self.variant!r}; "
                                f"choose one of {', '.join(LSTM_VARIANTS)}")
         if self.variant != "plain" and self.model != "lstm":
             raise LstmkitError(f"variant {self.variant!r} is an LSTM variant; "
@@ -56,15 +56,19 @@ class ExperimentConfig:
         if self.permuted and self.task != "digits":
             raise LstmkitError("--permuted applies to the digits task only")
         check_length(self.length, minimum=2 if self.task == "adding" else 1)
-        for name in ("hidden", "steps", "batch_size", "eval_every", "test_size"):
+        # the CLI's options for the fields (hidden is --hidden-size; test_size and grad_clip
+        # are Python-only)
+        for name, option in (("hidden", "--hidden-size"), ("steps", "--steps"),
+                             ("batch_size", "--batch-size"), ("eval_every", "--eval-every"),
+                             ("test_size", "test_size")):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise LstmkitError(f"{name} must be a positive integer, got {value!r}")
-        for name in ("lr", "grad_clip"):
+                raise LstmkitError(f"{option} must be a positive integer, got {value!r}")
+        for name, option in (("lr", "--lr"), ("grad_clip", "grad_clip")):
             if not getattr(self, name) > 0:
-                raise LstmkitError(f"{name} must be positive, got {getattr(self, name)!r}")
+                raise LstmkitError(f"{option} must be positive, got {getattr(self, name)!r}")
         if self.time_budget_s is not None and not self.time_budget_s > 0:
-            raise LstmkitError(f"the time budget must be positive, got {self.time_budget_s!r}")
+            raise LstmkitError(f"--time-budget must be positive, got {self.time_budget_s!r}")
 
     @property
     def name(self) -> str:
