@@ -84,6 +84,7 @@ def make_task(task: str, folder: Path, variant: int = 0,
 
 def weights_of(model: Any) -> dict[str, Any]:
     """Every trained tensor of a fitted or loaded model, by name."""
-    nets = getattr(model, "members", None) or [model.net]
+    # forecasters hold an ensemble, experiments a `model`, the others a `net`
+    nets = getattr(model, "members", None) or [getattr(model, "net", None) or model.model]
     return {f"{k}.{name}": tensor for k, net in enumerate(nets)
             for name, tensor in net.state_dict().items()}

@@ -40,10 +40,6 @@ class Experiment(Task):
         self.result: ExperimentResult | None = None
         self.model: SequenceModel | None = None
 
-    @property
-    def net(self) -> SequenceModel | None:
-        return self.model
-
     def _fit(self, data: None, run: Run | None, started: float) -> ExperimentResult:
         if data is not None:
             raise LstmkitError("the long-range experiments draw their own data; pass none")
