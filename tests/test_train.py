@@ -21,7 +21,7 @@ from torch.utils.data import TensorDataset
 from lstmkit.errors import LstmkitError
 from lstmkit.io.weights import load_weights
 from lstmkit.train import TrainConfig, TrainResult, evaluate_loss, fit, world_size
-from lstmkit.train.batches import plan_shares
+from lstmkit.train.batches import global_batches, plan_shares
 from lstmkit.train.schedule import LearningRateSchedule
 
 
@@ -331,7 +331,8 @@ def test_schedules():
 
 def test_each_process_takes_a_contiguous_share_of_every_global_batch():
     order = np.arange(23)
-    shares = [plan_shares(order, 9, rank, 2, training=True) for rank in (0, 1)]
+    batches = global_batches(order, order, 9)
+    shares = [plan_shares(batches, rank, 2, training=True) for rank in (0, 1)]
     # Batches of 9, 9 and 5: split 5+4, 5+4, 3+2; every item once, in order.
     assert [len(s.indices) for s in shares[0]] == [5, 5, 3]
     assert [s.global_size for s in shares[1]] == [9, 9, 5]
@@ -339,8 +340,8 @@ def test_each_process_takes_a_contiguous_share_of_every_global_batch():
                              for a, b in zip(*shares, strict=True)])
     assert np.array_equal(joined, order)
     # A last batch smaller than the number of processes cannot be trained on.
-    assert len(plan_shares(np.arange(19), 9, 0, 2, training=True)) == 2
-    assert len(plan_shares(np.arange(19), 9, 0, 1, training=True)) == 3
+    assert len(plan_shares(global_batches([], np.arange(19), 9), 0, 2, training=True)) == 2
+    assert len(plan_shares(global_batches([], np.arange(19), 9), 0, 1, training=True)) == 3
 
 
 # --------------------------------------------------------------------------- processes

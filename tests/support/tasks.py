@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-TASKS = ("forecast", "classify", "lm", "experiment")
+TASKS = ("forecast", "classify", "lm", "experiment", "translate")
 
 
 def write_data(task: str, folder: Path) -> None:
@@ -36,6 +36,10 @@ def write_data(task: str, folder: Path) -> None:
         lines = [f"def {rng.choice('abcd')}({rng.choice('xyz')}):\n    return {rng.randint(0, 9)}\n"
                  for _ in range(150)]
         (folder / "data.txt").write_text("".join(lines), encoding="utf-8")
+    elif task == "translate":
+        from number_words import write_tsv
+
+        write_tsv(folder / "pairs.tsv", count=300)
 
 
 def make_task(task: str, folder: Path, variant: int = 0,
@@ -79,6 +83,16 @@ def make_task(task: str, folder: Path, variant: int = 0,
         config = ExperimentConfig(task="copy", length=10, hidden=8, steps=60, eval_every=20,
                                   seed=variant)
         return Experiment(config), None, {}
+    if task == "translate":
+        from lstmkit.translate import TranslationConfig, Translator
+
+        train = TrainConfig(epochs=3, batch_size=300, lr=5e-3, warmup_steps=5, patience=None,
+                            seed=variant, progress=False)
+        config = TranslationConfig(tokenizer="word", vocab_size=None, embedding_dim=8,
+                                   hidden_size=16, validation_sentences=20, beam_size=2,
+                                   dropout=0.2 if dropout else 0.0,
+                                   label_smoothing=0.1, train=train)
+        return Translator(config), folder / "pairs.tsv", {}
     raise ValueError(task)
 
 

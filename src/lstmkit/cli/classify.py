@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
 
 from lstmkit.cli.options import (
     add_lstm_options,
@@ -23,6 +22,7 @@ from lstmkit.cli.options import (
     add_threads_option,
     check_output_file,
     check_outputs,
+    given,
     lstm_options,
     unit_list,
     write_output,
@@ -171,18 +171,12 @@ def _add_inspect(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=inspect_command)
 
 
-def _given(args: argparse.Namespace, names: dict[str, str] | tuple[str, ...]) -> dict[str, Any]:
-    pairs = names.items() if isinstance(names, dict) else ((n, n) for n in names)
-    return {field: getattr(args, dest) for dest, field in pairs
-            if getattr(args, dest, None) is not None}
-
-
 def train_command(args: argparse.Namespace) -> int:
     from lstmkit.tasks.classify import Classifier, ClassifierConfig
     from lstmkit.train import TrainConfig, is_main_process
 
-    train = TrainConfig(**_given(args, _TRAIN_FIELDS + ("max_steps",)), progress=not args.quiet)
-    config = ClassifierConfig(**_given(args, _CONFIG_FIELDS), lstm_options=lstm_options(args),
+    train = TrainConfig(**given(args, _TRAIN_FIELDS + ("max_steps",)), progress=not args.quiet)
+    config = ClassifierConfig(**given(args, _CONFIG_FIELDS), lstm_options=lstm_options(args),
                               train=train)
     report = Classifier(config).fit(args.data, args.run_dir, resume=args.resume,
                                     overwrite=args.overwrite, val_data=args.val_data)

@@ -14,14 +14,18 @@ maps onto a field of LanguageModelConfig or TrainConfig; one left out keeps its 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 import sys
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-from lstmkit.cli.options import add_run_dir, add_threads_option, check_outputs, unit_list
+from lstmkit.cli.options import (
+    add_run_dir,
+    add_threads_option,
+    check_outputs,
+    given,
+    log_session,
+    unit_list,
+)
 
 # option destination -> LanguageModelConfig field
 _CONFIG_FIELDS = (
@@ -160,43 +164,15 @@ def _add_inspect(commands: argparse._SubParsersAction) -> None:
 # --------------------------------------------------------------------------- commands
 
 
-class _LogFormatter(logging.Formatter):
-    """``lstmkit: message`` for progress, ``lstmkit: warning: message`` above it."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        level = "" if record.levelno <= logging.INFO else f"{record.levelname.lower()}: "
-        return f"lstmkit: {level}{record.getMessage()}"
-
-
-@contextlib.contextmanager
-def _session(args: argparse.Namespace, level: int = logging.WARNING) -> Iterator[None]:
-    """lstmkit's log lines on stderr for the length of one command."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_LogFormatter())
-    package = logging.getLogger("lstmkit")
-    previous = package.level
-    package.addHandler(handler)
-    package.setLevel(level)
-    try:
-        yield
-    finally:
-        package.removeHandler(handler)
-        package.setLevel(previous)
-
-
-def _given(args: argparse.Namespace, names: tuple[str, ...]) -> dict[str, Any]:
-    return {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
-
-
 def train_command(args: argparse.Namespace) -> int:
     from lstmkit.tasks.language_model import LanguageModel, LanguageModelConfig
     from lstmkit.train import TrainConfig
 
-    with _session(args, logging.WARNING if args.quiet else logging.INFO):
+    with log_session(logging.WARNING if args.quiet else logging.INFO):
         defaults = LanguageModelConfig().train
-        train = TrainConfig(**{**vars(defaults), **_given(args, _TRAIN_FIELDS),
+        train = TrainConfig(**{**vars(defaults), **given(args, _TRAIN_FIELDS),
                                "progress": not args.quiet})
-        config = LanguageModelConfig(**_given(args, _CONFIG_FIELDS), train=train)
+        config = LanguageModelConfig(**given(args, _CONFIG_FIELDS), train=train)
         report = LanguageModel(config).fit(args.data, args.run_dir, resume=args.resume,
                                            overwrite=args.overwrite, cache_dir=args.cache_dir)
     print(report.summary())
@@ -207,7 +183,7 @@ def train_command(args: argparse.Namespace) -> int:
 def evaluate_command(args: argparse.Namespace) -> int:
     from lstmkit.tasks.language_model import LanguageModel
 
-    with _session(args):
+    with log_session():
         model = LanguageModel.load(args.run_dir)
         evaluation = model.evaluate(args.data, part=args.part,
                                     batch_size=args.batch_size, cache_dir=args.cache_dir)
@@ -222,7 +198,7 @@ def generate_command(args: argparse.Namespace) -> int:
         sys.stdout.write(piece)
         sys.stdout.flush()
 
-    with _session(args):
+    with log_session():
         model = LanguageModel.load(args.run_dir)
         pieces = model.stream(args.prompt, args.max_tokens, args.temperature, args.top_k,
                               args.top_p, args.seed, args.stop)
@@ -244,7 +220,7 @@ def inspect_command(args: argparse.Namespace) -> int:
     check_outputs(args)
     if args.characters < 1:
         raise LstmkitError(f"--characters must be at least 1, got {args.characters}")
-    with _session(args):
+    with log_session():
         model = LanguageModel.load(args.run_dir)
         if args.text is not None:
             text = args.text[:args.characters]

@@ -14,7 +14,12 @@ Also the LSTM's variants, and safe output files.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
+import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from lstmkit.errors import LstmkitError
 from lstmkit.io.files import atomic_write_text
@@ -127,3 +132,36 @@ def write_output(path: str | Path, text: str, overwrite: bool) -> None:
     except OSError as error:
         raise LstmkitError(f"cannot write {path}: {error.strerror}; choose another "
                            "--output") from None
+
+
+def given(args: argparse.Namespace, names: dict[str, str] | tuple[str, ...]) -> dict[str, Any]:
+    """The options the user gave, as config fields: ``names`` are option destinations
+    that equal their field's name, or a map destination -> field. Options left out keep
+    the config's defaults."""
+    pairs = names.items() if isinstance(names, dict) else ((n, n) for n in names)
+    return {field: getattr(args, dest) for dest, field in pairs
+            if getattr(args, dest, None) is not None}
+
+
+class _LogFormatter(logging.Formatter):
+    """``lstmkit: message`` for progress, ``lstmkit: warning: message`` above it."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        level = "" if record.levelno <= logging.INFO else f"{record.levelname.lower()}: "
+        return f"lstmkit: {level}{record.getMessage()}"
+
+
+@contextlib.contextmanager
+def log_session(level: int = logging.WARNING) -> Iterator[None]:
+    """lstmkit's log lines on stderr for the length of one command."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_LogFormatter())
+    package = logging.getLogger("lstmkit")
+    previous = package.level
+    package.addHandler(handler)
+    package.setLevel(level)
+    try:
+        yield
+    finally:
+        package.removeHandler(handler)
+        package.setLevel(previous)

@@ -1,5 +1,7 @@
-"""The LSTM and its kin: cell, layer, variants, and GRU and plain RNN for comparison."""
+"""The LSTM and its kin: cell, layer, variants, GRU and plain RNN for comparison, and the
+attention that reads one sequence from another."""
 
+from lstmkit.nn.attention import Attention, SelfAttention
 from lstmkit.nn.cell import LSTMCell
 from lstmkit.nn.gru import GRU
 from lstmkit.nn.lstm import LSTM
@@ -7,5 +9,5 @@ from lstmkit.nn.recording import GateTrace, record_gates
 from lstmkit.nn.rnn import RNN
 from lstmkit.steps.lstm import LSTMWeights, lstm_step
 
-__all__ = ["GRU", "LSTM", "RNN", "GateTrace", "LSTMCell", "LSTMWeights", "lstm_step",
-           "record_gates"]
+__all__ = ["GRU", "LSTM", "RNN", "Attention", "GateTrace", "LSTMCell", "LSTMWeights",
+           "SelfAttention", "lstm_step", "record_gates"]

@@ -6,6 +6,10 @@ piece of every global batch (pieces differ in size by at most one). Because the
 pieces keep their place across batches, item ``t * batch_size + j`` always goes to
 the same process: a language model's stream ``j`` stays on one process and its
 carried state stays valid.
+
+A dataset may plan its own global batches instead (translation's token-count batches
+of similar lengths): it then has ``batch_plan(order) -> list of index arrays``, and
+the batches it returns are shared among the processes in the same way.
 """
 
 from __future__ import annotations
@@ -27,17 +31,25 @@ class Share:
     global_size: int  # items in the whole global batch, over all processes
 
 
-def plan_shares(
-    order: np.ndarray, batch_size: int, rank: int, world_size: int, training: bool
-) -> list[Share]:
-    """Cut ``order`` into global batches and return process ``rank``'s share of each.
+def global_batches(dataset: Dataset, order: np.ndarray, batch_size: int) -> list[np.ndarray]:
+    """The global batches of one pass over ``order``: the dataset's own ``batch_plan``
+    when it has one, else ``order`` cut into pieces of ``batch_size``."""
+    plan = getattr(dataset, "batch_plan", None)
+    if plan is not None:
+        return plan(order)
+    return [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
 
-    In training every process must take part in every step, so a last partial batch
-    with fewer items than processes is dropped (single-process runs keep it).
+
+def plan_shares(
+    batches: list[np.ndarray], rank: int, world_size: int, training: bool
+) -> list[Share]:
+    """Process ``rank``'s share of each global batch.
+
+    In training every process must take part in every step, so a batch with fewer
+    items than processes is dropped (single-process runs keep it).
     """
     shares = []
-    for start in range(0, len(order), batch_size):
-        global_batch = order[start:start + batch_size]
+    for global_batch in batches:
         if training and len(global_batch) < world_size:
             continue
         piece = np.array_split(global_batch, world_size)[rank]

@@ -28,7 +28,7 @@ import torch
 from torch.utils.data import Dataset
 
 from lstmkit.errors import LstmkitError
-from lstmkit.train.batches import Share, fetch, plan_shares, to_device
+from lstmkit.train.batches import Share, fetch, global_batches, plan_shares, to_device
 from lstmkit.train.checkpoint import TrainerState, has_checkpoint, load_checkpoint, save_checkpoint
 from lstmkit.train.config import TrainConfig
 from lstmkit.train.distributed import Processes, processes, resolve_device
@@ -104,7 +104,10 @@ def fit(
     learning rate alike. ``hooks.on_epoch_start(epoch, model, optimizer)``, if
     present, runs before each epoch; after a resume it runs only for the epochs still
     to do, so it should set state from ``epoch`` alone (e.g. unfreeze the top
-    ``epoch`` layer groups), not change it step by step.
+    ``epoch`` layer groups), not change it step by step. ``hooks.validation_loss(model)``,
+    if present, replaces the validation loss as the criterion of early stopping and of
+    the best epoch (lower is better; translation returns -BLEU); every process must
+    compute the same value.
 
     ``config.time_budget_s`` counts from ``started`` (a ``time.monotonic()`` reading;
     default: now), so a task can make the budget cover its whole command, and keeps
@@ -171,7 +174,8 @@ def _mean_loss(
     total, items = 0.0, 0
     with torch.no_grad():
         order = np.arange(len(data))
-        for share in plan_shares(order, batch_size, procs.rank, procs.world_size, False):
+        batches = global_batches(data, order, batch_size)
+        for share in plan_shares(batches, procs.rank, procs.world_size, False):
             if len(share.indices) == 0:
                 continue
             batch = to_device(fetch(data, share.indices, collate_fn), procs.device)
@@ -221,9 +225,8 @@ class _Trainer:
         )
         self.parameters = [p for group in self.optimizer.param_groups for p in group["params"]]
         order = np.arange(len(train_data))
-        steps_per_epoch = len(
-            plan_shares(order, config.batch_size, procs.rank, procs.world_size, True)
-        )
+        steps_per_epoch = len(plan_shares(global_batches(train_data, order, config.batch_size),
+                                          procs.rank, procs.world_size, True))
         if steps_per_epoch == 0:
             raise LstmkitError(
                 f"the training data has {len(train_data)} examples, fewer than the "
@@ -317,7 +320,8 @@ class _Trainer:
             self.loss_fn.on_epoch_start(epoch)
         self.model.train()
         order = epoch_order(len(self.train_data), config.seed, epoch, config.shuffle)
-        shares = plan_shares(order, config.batch_size, procs.rank, procs.world_size, True)
+        shares = plan_shares(global_batches(self.train_data, order, config.batch_size),
+                             procs.rank, procs.world_size, True)
         progress = EpochProgress(epoch, config.epochs, len(shares), state.batches_done,
                                  config.progress and procs.is_main)
         interrupted = None
@@ -390,8 +394,10 @@ class _Trainer:
         val_loss = None
         if self.val_data is not None:
             validation_started = time.monotonic()
-            val_loss = _mean_loss(self.model, self.val_data, self.loss_fn, config.batch_size,
-                                  self.collate_fn, self.procs)
+            own_criterion = getattr(self.hooks, "validation_loss", None)
+            val_loss = (own_criterion(self.model) if own_criterion is not None else
+                        _mean_loss(self.model, self.val_data, self.loss_fn, config.batch_size,
+                                   self.collate_fn, self.procs))
             self.validation_seconds = time.monotonic() - validation_started
             if not math.isfinite(val_loss):
                 raise self._diverged(epoch, "validation loss", val_loss)
