@@ -209,7 +209,7 @@ def corpus_command(args: argparse.Namespace) -> int:
     with log_session():
         pairs = gettext_pairs(args.gettext, args.locale_dir, max_words=args.max_words)
         write_pairs_tsv(pairs, args.output, overwrite=args.overwrite)
-    summary = corpus_summary({"all": pairs})["all"]
+    summary = corpus_summary(pairs)
     print(f"wrote {summary['pairs']:,} English -> {args.gettext} pairs "
           f"({summary['source_words']:,} English words) to {args.output}")
     return 0
