@@ -37,7 +37,7 @@ _CONFIG_FIELDS = (
     "validation_fraction", "test_fraction", "tokenizer", "vocab_size", "shared_vocabulary",
     "lowercase", "embedding_dim", "hidden_size", "encoder_layers", "decoder_layers",
     "attention", "input_feeding", "self_attention_layers", "self_attention_heads", "dropout",
-    "label_smoothing", "validation_sentences", "beam_size", "length_penalty",
+    "label_smoothing", "validation_sentences", "average_checkpoints", "beam_size", "length_penalty",
     "max_output_ratio",
 )
 _TRAIN_FIELDS = ("epochs", "batch_size", "lr", "weight_decay", "schedule", "warmup_steps",
@@ -136,6 +136,9 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
                                                     "(default 4)")
     train.add_argument("--validation-sentences", type=int,
                        help="validation pairs translated after each epoch (default 500)")
+    train.add_argument("--average-checkpoints", type=int,
+                       help="average the weights of the last N epochs' ends, kept if better "
+                            "on validation (default 3; 0 off)")
     train.add_argument("--seed", type=int)
     train.add_argument("--steps", dest="max_steps", type=int,
                        help="stop after this many optimizer steps")

@@ -26,18 +26,13 @@ def write_alignment(alignment, directory: str | Path) -> tuple[Path, Path]:
     ``directory``; returns their paths."""
     directory = Path(directory)
     weights = alignment.weights.detach().cpu().numpy()  # (T, S)
-    sources = [_readable(p) for p in alignment.source_pieces]
-    targets = [_readable(p) for p in alignment.target_pieces]
+    # a piece's leading space is shown as "▁" so that word starts stay visible
+    sources = [p.replace(" ", "▁") for p in alignment.source_pieces]
+    targets = [p.replace(" ", "▁") for p in alignment.target_pieces]
     png, page = directory / PNG_FILE, directory / HTML_FILE
     _write_png(weights, sources, targets, png, alignment.translation)
     atomic_write_text(page, _html(weights, sources, targets, alignment.translation))
     return png, page
-
-
-def _readable(piece: str) -> str:
-    """A vocabulary piece as a reader sees it: byte-level BPE marks a leading space
-    with "Ġ" and stores other bytes as stand-in characters."""
-    return piece.replace("Ġ", "▁")
 
 
 def _write_png(weights: np.ndarray, sources: list[str], targets: list[str], path: Path,

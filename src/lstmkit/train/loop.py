@@ -107,7 +107,8 @@ def fit(
     ``epoch`` layer groups), not change it step by step. ``hooks.validation_loss(model)``,
     if present, replaces the validation loss as the criterion of early stopping and of
     the best epoch (lower is better; translation returns -BLEU); every process must
-    compute the same value.
+    compute the same value. ``hooks.on_epoch_end(epoch, model)`` runs on rank 0 at the end
+    of every epoch (a stopped one too), before its checkpoint is written.
 
     ``config.time_budget_s`` counts from ``started`` (a ``time.monotonic()`` reading;
     default: now), so a task can make the budget cover its whole command, and keeps
@@ -428,6 +429,9 @@ class _Trainer:
             state.batches_done, state.epoch_loss_sum, state.epoch_items = 0, 0.0, 0
         if not self.procs.is_main:
             return
+        on_epoch_end = getattr(self.hooks, "on_epoch_end", None)
+        if on_epoch_end is not None:  # before the checkpoint that marks the epoch done
+            on_epoch_end(epoch, self.model)
         if self.run_dir is not None:
             save_checkpoint(self.run_dir, self.model, self.optimizer, state,
                             asdict(config), len(self.train_data),

@@ -52,7 +52,9 @@ class TranslationConfig:
 
     Training: ``train.batch_size`` is the number of tokens in a batch (the longer side
     of its longest pair times its pairs); early stopping and the best epoch follow BLEU
-    on at most ``validation_sentences`` validation pairs, decoded greedily.
+    on at most ``validation_sentences`` validation pairs, decoded greedily. The weights
+    at the ends of the last ``average_checkpoints`` epochs are averaged, and the average
+    replaces the best epoch's weights where its validation BLEU is higher (0 or 1: off).
 
     Decoding: ``beam_size`` (1: greedy), ``length_penalty`` alpha of GNMT's
     ((5 + length) / 6) ** alpha, outputs at most ``max_output_ratio`` times the source
@@ -81,6 +83,7 @@ class TranslationConfig:
     dropout: float = 0.2
     label_smoothing: float = 0.1
     validation_sentences: int = 500
+    average_checkpoints: int = 3
     beam_size: int = 5
     length_penalty: float = 1.0
     max_output_ratio: float = 2.0
@@ -104,6 +107,7 @@ class TranslationConfig:
                      "beam_size"):
             _whole(name, getattr(self, name), 1)
         _whole("self_attention_layers", self.self_attention_layers, 0)
+        _whole("average_checkpoints", self.average_checkpoints, 0)
         if self.hidden_size % 2:
             raise LstmkitError(f"--hidden-size must be even (the encoder's two directions "
                                f"have half each), got {self.hidden_size}")

@@ -99,7 +99,8 @@ class TranslationNet(nn.Module):
     # ------------------------------------------------------------------ training
 
     def forward(self, batch: TranslationBatch) -> Tensor:
-        """Teacher forcing: the logits of every target position, (B, T, V)."""
+        """Teacher forcing: the logits of the real (unpadded) target positions, (n, V), in
+        the order of ``batch.target_output[batch.target_output != 0]``."""
         encoded = self.encode(batch.source, batch.source_lengths)
         y = self.dropout(self.target_embedding(batch.target_input))  # (B, T, E)
         state = self.initial_state(encoded)
@@ -118,7 +119,9 @@ class TranslationNet(nn.Module):
                 feed = attended[:, 0]
                 columns.append(attended)
             attentional = torch.cat(columns, dim=1)  # (B, T, H)
-        return self._logits(self.dropout(attentional))
+        # the output layer is the costliest step (H x V per token): padding skips it
+        real = batch.target_output != PAD_ID  # (B, T)
+        return self._logits(self.dropout(attentional[real]))  # (n, V)
 
     def _attend(self, hidden: Tensor, encoded: Encoded) -> tuple[Tensor, Tensor]:
         """hidden (B, N, H) -> attentional state tanh(W_c [context; h]) (B, N, H) and the
@@ -174,10 +177,10 @@ def translation_loss(label_smoothing: float, mean_target_length: float
     """
 
     def loss(net: TranslationNet, batch: TranslationBatch) -> Tensor:
-        logits = net(batch)  # (B, T, V)
-        per_token = F.cross_entropy(logits.transpose(1, 2), batch.target_output,
-                                    ignore_index=PAD_ID, reduction="none",
-                                    label_smoothing=label_smoothing)  # (B, T)
-        return per_token.sum(dim=1).mean() / mean_target_length
+        logits = net(batch)  # (n, V): the real target positions
+        targets = batch.target_output[batch.target_output != PAD_ID]  # (n,)
+        total = F.cross_entropy(logits, targets, reduction="sum",
+                                label_smoothing=label_smoothing)
+        return total / (len(batch.target_lengths) * mean_target_length)
 
     return loss

@@ -35,6 +35,7 @@ from lstmkit.io.files import atomic_write_json, read_json
 from lstmkit.io.rundir import FinishedRun, Run, write_config
 from lstmkit.io.weights import save_weights
 from lstmkit.tasks.lifecycle import Evaluation, Task
+from lstmkit.tasks.translate.averaging import WeightAverage
 from lstmkit.tasks.translate.config import TASK, TranslationConfig
 from lstmkit.tasks.translate.metrics import corpus_scores, evaluation_of
 from lstmkit.tasks.translate.network import TranslationNet, translation_loss
@@ -146,22 +147,27 @@ class Translator(Task):
         mean_target = train_set.target_tokens() / len(train_set)
         validation_sample = validation_text.subset(
             range(min(len(validation_text), config.validation_sentences)))
-        hooks = None if validation_set is None else _BleuValidation(self, validation_sample)
+        average = (WeightAverage(config.average_checkpoints,
+                                 None if run is None else run.work, resumed)
+                   if config.average_checkpoints > 1 else None)
+        hooks = _TrainingHooks(self, validation_sample, average)
         training_started = time.monotonic()
         result = fit(self.net, train_set, translation_loss(config.label_smoothing, mean_target),
                      config.train, val_data=validation_set,
                      run_dir=None if run is None else run.work, resume=resumed,
                      collate_fn=train_set.collate, hooks=hooks, started=started,
-                     final_passes=1)
+                     final_passes=2)
         seconds = time.monotonic() - training_started
         self.net.to("cpu").eval()
         tokens = _tokens_trained(result, train_set)
-        best = None if hooks is None else corpus_scores(  # the best epoch's weights
-            self.translate(validation_sample.sources, beam_size=1), validation_sample.targets)
+        best, averaged = None, None
+        if validation_set is not None:  # the best epoch's weights, then their rival
+            best = hooks.scores(self.net)
+            averaged = self._try_average(average, best, hooks)
         report = FitReport(result, {name: len(part) for name, part in parts.items()}
                            | {"train": len(train_set)}, best,
                            tokens / max(seconds, 1e-9))
-        self.metrics = {"validation_greedy": best,
+        self.metrics = {"validation_greedy": best, "checkpoint_average": averaged,
                         "training": {"steps": result.steps, "seconds": seconds,
                                      "target_tokens": tokens,
                                      "target_tokens_per_second": report.target_tokens_per_second,
@@ -169,6 +175,26 @@ class Translator(Task):
                                      "best_epoch": result.best_epoch},
                         "pairs": report.pairs}
         return report
+
+    def _try_average(self, average: WeightAverage | None, best: dict[str, float],
+                     hooks: _TrainingHooks) -> dict[str, Any] | None:
+        """Keep the averaged weights of the last epochs if they translate the validation
+        sentences better than the best epoch's; say what was compared."""
+        weights = None if average is None else average.average()
+        if weights is None:
+            return None
+        net = self._require_net()
+        kept = {k: v.clone() for k, v in net.state_dict().items()}
+        net.load_state_dict(weights)
+        scores = hooks.scores(net)
+        chosen = scores["BLEU"] > best["BLEU"]
+        if chosen:
+            best.update(scores)
+        else:
+            net.load_state_dict(kept)
+        logger.info("average of epochs %s: validation BLEU %.2f (%s)", average.epochs(),
+                    scores["BLEU"], "kept" if chosen else "the best epoch's is kept")
+        return {"epochs": average.epochs(), "validation_greedy": scores, "kept": chosen}
 
     def _parts(self, data: ParallelData, validation: ParallelData | None,
                source_column: str | None, target_column: str | None) -> dict[str, ParallelText]:
@@ -282,11 +308,21 @@ class Translator(Task):
         """The detokenised text of a hypothesis."""
         return self._require_tokenizers()[1].decode(hypothesis.tokens)
 
+    def greedy_translations(self, sentences: list[str]) -> list[str]:
+        """Greedy translations, without warnings about unusual input (the validation
+        during training)."""
+        decode = self._require_tokenizers()[1].decode
+        return [decode(found[0].tokens) for start in range(0, len(sentences), STREAM_CHUNK)
+                for found in self._translate_chunk(sentences[start:start + STREAM_CHUNK],
+                                                   [self], 1, 1, warn=False)]
+
     def _translate_chunk(self, chunk: list[str], members: list[Translator], beam: int,
-                         n_best: int, keep_attention: bool = False) -> list[list[Hypothesis]]:
+                         n_best: int, keep_attention: bool = False, warn: bool = True
+                         ) -> list[list[Hypothesis]]:
         source_tokenizer, target_tokenizer = self._require_tokenizers()
         encoded = source_tokenizer.encode_many([s.strip() for s in chunk])
-        self._warn_unusual(chunk, encoded)
+        if warn:
+            self._warn_unusual(chunk, encoded)
         results: list[list[Hypothesis]] = [[] for _ in chunk]
         order = sorted(range(len(chunk)), key=lambda n: len(encoded[n]))
         nonempty = [n for n in order if encoded[n]]
@@ -403,8 +439,9 @@ class Translator(Task):
         else:
             target_ids = target_tokenizer.encode(target.strip())
             weights = self._forced_attention(source_ids, target_ids)
-        return Alignment([source_tokenizer.id_to_token(i) for i in source_ids],
-                         [target_tokenizer.id_to_token(i) for i in target_ids] + [EOS],
+        # each piece as text (byte-level BPE spells bytes with stand-in characters)
+        return Alignment([source_tokenizer.decode([i]) for i in source_ids],
+                         [target_tokenizer.decode([i]) for i in target_ids] + [EOS],
                          weights, target_tokenizer.decode(target_ids))
 
     @torch.no_grad()
@@ -455,24 +492,33 @@ class Translator(Task):
         return self.net
 
 
-class _BleuValidation:
-    """The training loop's validation criterion: -BLEU (ties broken by chrF) of greedy
-    translations of the validation sentences, so early stopping and the best epoch follow
-    translation quality, not the loss."""
+class _TrainingHooks:
+    """What the training loop asks of the translator: the validation criterion, -BLEU
+    (ties broken by chrF) of greedy translations of the validation sentences, so early
+    stopping and the best epoch follow translation quality, not the loss; and, at each
+    epoch's end, a snapshot for checkpoint averaging."""
 
-    def __init__(self, translator: Translator, text: ParallelText) -> None:
-        self.translator, self.text = translator, text
+    def __init__(self, translator: Translator, text: ParallelText,
+                 average: WeightAverage | None) -> None:
+        self.translator, self.text, self.average = translator, text, average
+
+    def scores(self, model: torch.nn.Module) -> dict[str, float]:
+        was_training = model.training
+        translations = self.translator.greedy_translations(self.text.sources)
+        model.train(was_training)
+        return corpus_scores(translations, self.text.targets)
 
     def validation_loss(self, model: torch.nn.Module) -> float:
-        was_training = model.training
-        translations = self.translator.translate(self.text.sources, beam_size=1)
-        model.train(was_training)
-        scores = corpus_scores(translations, self.text.targets)
+        scores = self.scores(model)
         logger.info("validation BLEU %.2f, chrF %.2f (greedy, %d sentences)", scores["BLEU"],
                     scores["chrF"], len(self.text))
         # short sentences can all score BLEU 0 (no 4-gram in common) early on: chrF,
         # scaled below BLEU's resolution, breaks such ties
         return -(scores["BLEU"] + scores["chrF"] / 1000)
+
+    def on_epoch_end(self, epoch: int, model: torch.nn.Module) -> None:
+        if self.average is not None:
+            self.average.on_epoch_end(epoch, model)
 
 
 def _read_tokenizers(read: Any, shared: bool) -> tuple[Tokenizer, Tokenizer]:
