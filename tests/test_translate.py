@@ -131,7 +131,9 @@ def _log_prob(net, source, tokens, bos, eos) -> float:
     with torch.no_grad():
         for previous, token in zip([bos, *tokens], [*tokens, eos]):
             step = net.step(stepper, torch.tensor([previous]), state, encoded, 1)
-            total += float(step.log_probs[0, token])
+            logits = step.logits[0].clone()
+            logits[[0, bos]] = float("-inf")  # search never emits padding or <s>
+            total += float(logits.log_softmax(-1)[token])
             state = step.state
     return total
 

@@ -41,7 +41,7 @@ class DecoderState(NamedTuple):
 
 
 class Step(NamedTuple):
-    log_probs: Tensor  # (N, V) of the next token
+    logits: Tensor  # (N, V) of the next token (unnormalised: search normalises what it keeps)
     state: DecoderState
     attention: Tensor  # (N, S) where the step looked
 
@@ -90,6 +90,13 @@ class TranslationNet(nn.Module):
         initial = torch.tanh(self.bridge(last))  # (B, L*H)
         initial = initial.view(B, self.config.decoder_layers, -1).transpose(0, 1)  # (L, B, H)
         return Encoded(states, mask, self.attention.prepare_keys(states), initial.contiguous())
+
+    @staticmethod
+    def select_sentences(encoded: Encoded, sentences: Tensor) -> Encoded:
+        """The encoded sentences at batch positions ``sentences`` (search drops the
+        sentences it has finished)."""
+        return Encoded(encoded.states[sentences], encoded.mask[sentences],
+                       encoded.prepared[sentences], encoded.initial[:, sentences])
 
     def initial_state(self, encoded: Encoded, beams: int = 1) -> DecoderState:
         """The decoder's state before its first step, ``beams`` rows per sentence."""
@@ -160,8 +167,7 @@ class TranslationNet(nn.Module):
         queries = hidden.view(B, beams, -1)  # (B, K, H): a sentence's beams share its keys
         attentional, weights = self._attend(queries, encoded)  # (B, K, H), (B, K, S)
         attentional = attentional.reshape(B * beams, -1)
-        log_probs = torch.log_softmax(self._logits(attentional), dim=-1)  # (N, V)
-        return Step(log_probs, DecoderState(h, c, attentional),
+        return Step(self._logits(attentional), DecoderState(h, c, attentional),
                     weights.reshape(B * beams, -1))
 
 
