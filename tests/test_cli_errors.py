@@ -29,10 +29,14 @@ def runs(tmp_path_factory):
     assert main(["forecast", "train", *map(str, FORECAST), "--run-dir", str(root / "air")]) == 0
     write_data("classify", root / "texts")
     write_data("lm", root / "text")
-    for task, data, run in (("lm", "text", "lm"), ("classify", "texts", "clf")):
+    write_data("translate", root / "pairs")
+    for task, data, run in (("lm", "text", "lm"), ("classify", "texts", "clf"),
+                            ("translate", "pairs", "mt")):
         model, source, options = make_task(task, root / data)
         model.fit(source, root / run, **options)
     (root / "plain.txt").write_text("a file, not a folder")
+    (root / "three.en").write_text("one\ntwo\nthree\n")
+    (root / "two.de").write_text("eins\nzwei\n")
     return root
 
 
@@ -72,6 +76,25 @@ CASES = {
     "plot over an earlier plot": (["forecast", "plot", "--run-dir", "{root}/air", "--data",
                                    AIRLINE, "--output-dir", "{root}/texts"],
                                   "pass --overwrite to replace its contents"),
+    "translation files misaligned": (["translate", "train", "--data", "{root}/three.en",
+                                      "{root}/two.de", "--run-dir", "{root}/new"],
+                                     "not line-aligned: "),
+    "n-best beyond the beam": (["translate", "translate", "--run-dir", "{root}/mt", "--text",
+                                "one", "--beam-size", "2", "--n-best", "3"],
+                               "--n-best must lie in 1..--beam-size (2)"),
+    "beam size 0": (["translate", "translate", "--run-dir", "{root}/mt", "--text", "one",
+                     "--beam-size", "0"], "--beam-size must be a whole number"),
+    "evaluate limit 0": (["translate", "evaluate", "--run-dir", "{root}/mt", "--limit", "0"],
+                         "--limit must be a whole number"),
+    "alignment drawn into the run": (["translate", "inspect", "--run-dir", "{root}/mt", "--text",
+                                      "one", "--output-dir", "{root}/mt/look"],
+                                     "points into the model's run directory"),
+    "translations written over the run": (["translate", "evaluate", "--run-dir", "{root}/mt",
+                                           "--output", "{root}/mt/config.json", "--overwrite"],
+                                          "points into the model's run directory"),
+    "translations written into the run": (["translate", "translate", "--run-dir", "{root}/mt",
+                                            "--text", "one", "--output", "{root}/mt/out.txt"],
+                                           "points into the model's run directory"),
     "threads 0": (["forecast", "predict", "--run-dir", "{root}/air", "--data", AIRLINE,
                    "--threads", "0"], "--threads must be at least 1"),
 }

@@ -248,6 +248,7 @@ def translate_command(args: argparse.Namespace) -> int:
     from lstmkit.data.parallel_text import read_lines
     from lstmkit.tasks.translate.translator import STREAM_CHUNK
 
+    check_outputs(args)
     output = None if args.output is None else check_output_file(args.output, args.overwrite)
     if args.text is not None:
         sentences = args.text
