@@ -38,8 +38,11 @@ class Attention(nn.Module):
 
     ``score``: "dot" (query and key sizes equal), "general" or "additive";
     ``attention_size`` is the hidden size of the additive score (default: query size).
-    Call :meth:`prepare_keys` once per attended sequence and pass its result as
-    ``prepared`` to every call that reads the same keys (a decoder's steps).
+    An additive score with ``query_size`` 0 asks no question: w . tanh(W_k k_s + b)
+    pools a sequence by what its states say alone (a classifier's attention pooling);
+    call it with ``query=None``. Call :meth:`prepare_keys` once per attended sequence
+    and pass its result as ``prepared`` to every call that reads the same keys (a
+    decoder's steps).
     """
 
     def __init__(self, score: str, query_size: int, key_size: int,
@@ -50,38 +53,43 @@ class Attention(nn.Module):
         if score == "dot" and query_size != key_size:
             raise ValueError(f"dot attention needs equal query and key sizes, got {query_size} "
                              f"and {key_size}; use 'general' or 'additive'")
-        self.score = score
+        if score != "additive" and query_size == 0:
+            raise ValueError(f"{score} attention needs a query; only 'additive' pools without")
+        self.kind = score
         if score == "general":
-            self.key_map = nn.Linear(key_size, query_size, bias=False)  # W_a
+            self.project = nn.Linear(key_size, query_size, bias=False)  # W_a
         elif score == "additive":
             size = attention_size or query_size
-            self.key_map = nn.Linear(key_size, size, bias=True)  # W_k (with the score's bias)
-            self.query_map = nn.Linear(query_size, size, bias=False)  # W_q
-            self.vector = nn.Linear(size, 1, bias=False)  # w
+            self.project = nn.Linear(key_size, size, bias=True)  # W_k and the score's bias b
+            self.query_map = nn.Linear(query_size, size, bias=False) if query_size else None
+            self.score = nn.Linear(size, 1, bias=False)  # w
 
     def prepare_keys(self, keys: Tensor) -> Tensor:
         """The part of the score that depends on the keys alone: (B, S, Dk) -> (B, S, A)."""
-        return keys if self.score == "dot" else self.key_map(keys)
+        return keys if self.kind == "dot" else self.project(keys)
 
-    def forward(self, query: Tensor, keys: Tensor, values: Tensor | None = None,
+    def forward(self, query: Tensor | None, keys: Tensor, values: Tensor | None = None,
                 mask: Tensor | None = None, prepared: Tensor | None = None) -> Attended:
-        """query (B, N, Dq), keys (B, S, Dk), values (B, S, Dv) (default: the keys), mask
-        (B, S) True where a position is real -> context (B, N, Dv), weights (B, N, S)."""
+        """query (B, N, Dq) (None: one query-free pooling, N = 1), keys (B, S, Dk), values
+        (B, S, Dv) (default: the keys), mask (B, S) True where a position is real ->
+        context (B, N, Dv), weights (B, N, S)."""
         values = keys if values is None else values
         prepared = self.prepare_keys(keys) if prepared is None else prepared  # (B, S, A)
-        if self.score == "additive":
-            # (B, N, 1, A) + (B, 1, S, A) -> (B, N, S, A) -> (B, N, S)
-            hidden = torch.tanh(self.query_map(query).unsqueeze(2) + prepared.unsqueeze(1))
-            scores = self.vector(hidden).squeeze(-1)
+        if self.kind == "additive":
+            if query is None:
+                hidden = torch.tanh(prepared).unsqueeze(1)  # (B, 1, S, A)
+            else:  # (B, N, 1, A) + (B, 1, S, A) -> (B, N, S, A)
+                hidden = torch.tanh(self.query_map(query).unsqueeze(2) + prepared.unsqueeze(1))
+            scores = self.score(hidden).squeeze(-1)  # (B, N, S)
         else:
             scores = torch.bmm(query, prepared.transpose(1, 2))  # (B, N, S)
         if mask is not None:
             scores = scores.masked_fill(~mask.unsqueeze(1), float("-inf"))
-        weights = torch.softmax(scores, dim=-1)
+        weights = torch.softmax(scores, dim=-1)  # exp(-inf) = 0 on padding
         return Attended(torch.bmm(weights, values), weights)
 
     def extra_repr(self) -> str:
-        return f"score={self.score!r}"
+        return f"score={self.kind!r}"
 
 
 class SelfAttention(nn.Module):

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lstmkit.nn import LSTM
+from lstmkit.nn import LSTM, Attention
 from lstmkit.tasks.classify.data import Batch
 
 POOLINGS = ("last", "mean", "max", "attention")
@@ -46,21 +46,6 @@ class Pooled:
 
     features: Tensor  # (B, D)
     attention: Tensor | None  # (B, T), rows sum to 1 over real steps, 0 on padding
-
-
-class AttentionPooling(nn.Module):
-    """Additive attention over time: a learned score per step, masked softmax, weighted sum."""
-
-    def __init__(self, size: int, attention_size: int) -> None:
-        super().__init__()
-        self.project = nn.Linear(size, attention_size)  # W_a, b_a
-        self.score = nn.Linear(attention_size, 1, bias=False)  # v
-
-    def forward(self, outputs: Tensor, mask: Tensor) -> Pooled:
-        scores = self.score(torch.tanh(self.project(outputs))).squeeze(-1)  # (B, T)
-        scores = scores.masked_fill(~mask, float("-inf"))
-        weights = torch.softmax(scores, dim=1)  # exp(-inf) = 0 on padding
-        return Pooled(torch.einsum("bt,btd->bd", weights, outputs), weights)
 
 
 class SequenceClassifierNet(nn.Module):
@@ -96,7 +81,9 @@ class SequenceClassifierNet(nn.Module):
             features = input_size
         self.encoder = LSTM(features, **lstm_arguments, batch_first=True)
         size = self.encoder.output_size
-        self.attention = AttentionPooling(size, attention_size) if pooling == "attention" else None
+        # query-free additive attention (lstmkit.nn.attention): s_t = v . tanh(W_a h_t + b_a)
+        self.attention = (Attention("additive", 0, size, attention_size)
+                          if pooling == "attention" else None)
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(size, num_classes)
 
@@ -112,7 +99,8 @@ class SequenceClassifierNet(nn.Module):
         T = outputs.shape[1]
         mask = torch.arange(T, device=outputs.device) < lengths.to(outputs.device)[:, None]
         if self.pooling == "attention":
-            return self.attention(outputs, mask)
+            context, weights = self.attention(None, outputs, mask=mask)  # (B, 1, D), (B, 1, T)
+            return Pooled(context[:, 0], weights[:, 0])
         if self.pooling == "last":
             # h_n (L * D, B, P): the top layer's D final states, each at its own end
             directions = self.encoder.num_directions
