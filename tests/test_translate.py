@@ -153,7 +153,8 @@ def test_the_native_decoder_step_equals_the_layer_step(trained):
 
 def test_a_small_model_learns_the_rule_and_beats_copying(trained):
     model, run = trained
-    evaluation, translations = model.evaluate()
+    evaluation = model.evaluate()
+    translations = evaluation.details["translations"]
     assert evaluation.model["BLEU"] > 60 and evaluation.model["chrF"] > 60
     assert evaluation["copy"]["BLEU"] < 5
     assert len(translations) == evaluation.details["sentences"]

@@ -284,13 +284,14 @@ def evaluate_command(args: argparse.Namespace) -> int:
         check_output_file(args.output, args.overwrite)
     with log_session():
         model, ensemble = _load(args)
-        evaluation, translations = model.evaluate(
+        evaluation = model.evaluate(
             _paths(args.data), part=args.part, beam_size=args.beam_size, ensemble=ensemble,
             source_column=args.source_column, target_column=args.target_column,
             limit=args.limit, source_language=args.source_language,
             target_language=args.target_language)
     print(evaluation.table())
     if args.output is not None:
+        translations = evaluation.details["translations"]
         write_output(args.output, "".join(t + "\n" for t in translations), args.overwrite)
         print(f"wrote {len(translations)} translations to {args.output}")
     return 0

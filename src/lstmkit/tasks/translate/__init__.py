@@ -5,7 +5,7 @@
     model = Translator(TranslationConfig(source_language="en", target_language="de"))
     model.fit("pairs.tsv", run_dir="runs/en-de")      # split by source sentence
     model.translate("Open the file")                 # beam search, detokenised
-    evaluation, translations = model.evaluate()      # BLEU, chrF beside copying the source
+    model.evaluate()                                 # BLEU, chrF beside copying the source
     Translator.load("runs/en-de")
 
 The network (Luong et al. 2015, with Bahdanau et al. 2015's additive score as an option):

@@ -382,10 +382,11 @@ class Translator(Task):
                  beam_size: int | None = None, ensemble: Sequence[Translator] = (),
                  source_column: str | None = None, target_column: str | None = None,
                  limit: int | None = None, source_language: str | None = None,
-                 target_language: str | None = None) -> tuple[Evaluation, list[str]]:
+                 target_language: str | None = None) -> Evaluation:
         """BLEU and chrF on ``data`` (all of it), or by default on ``part`` ("validation"
-        or "test") of the data the model was trained on, beside copying the source;
-        with the translations. ``limit``: the first sentences only."""
+        or "test") of the data the model was trained on, beside copying the source; the
+        translations are in ``details["translations"]``. ``limit``: the first sentences
+        only."""
         self._check_members([self, *ensemble], source_language, target_language)
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)
                                   or limit < 1):
@@ -403,7 +404,8 @@ class Translator(Task):
         evaluation = evaluation_of(text.name, text.sources, text.targets, translations, beam)
         if ensemble:
             evaluation.labels["model"] = f"ensemble of {1 + len(ensemble)}"
-        return evaluation, translations
+        evaluation.details["translations"] = translations
+        return evaluation
 
     def training_part(self, part: str) -> ParallelText:
         """A held-out part of the data the model was trained on, checked unchanged."""
