@@ -98,7 +98,7 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
                       help="most one side may be longer than the other, times (default 3)")
     tokens = parser.add_argument_group("vocabulary")
     tokens.add_argument("--tokenizer", choices=("bpe", "word", "char"), help="(default bpe)")
-    tokens.add_argument("--vocab-size", type=int, help="(default 8000)")
+    tokens.add_argument("--vocab-size", type=int, help="(default 4000)")
     tokens.add_argument("--shared-vocabulary", action=argparse.BooleanOptionalAction,
                         default=None, help="one vocabulary and embedding for both languages "
                                            "(default on)")

@@ -68,7 +68,7 @@ class TranslationConfig:
     validation_fraction: float = 0.05
     test_fraction: float = 0.05
     tokenizer: str = "bpe"
-    vocab_size: int | None = 8000
+    vocab_size: int | None = 4000
     shared_vocabulary: bool = True
     lowercase: bool = False
     embedding_dim: int = 256
