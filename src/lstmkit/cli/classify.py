@@ -17,9 +17,11 @@ import sys
 from pathlib import Path
 
 from lstmkit.cli.options import (
+    TRAIN_FIELDS,
     add_lstm_options,
     add_run_dir,
     add_threads_option,
+    add_training_options,
     check_output_file,
     check_outputs,
     given,
@@ -37,8 +39,6 @@ _CONFIG_FIELDS = {"kind": "data"} | {name: name for name in (
     "lstm_dropout", "proj_size", "class_weights", "val_fraction", "from_lm", "lr_decay",
     "gradual_unfreeze",
 )}
-_TRAIN_FIELDS = ("epochs", "batch_size", "lr", "weight_decay", "schedule", "warmup_steps",
-                 "grad_clip", "patience", "seed", "time_budget_s", "device")
 
 
 def _columns(text: str) -> list[str]:
@@ -113,21 +113,10 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
     model.add_argument("--proj-size", type=int, help="LSTM projection size (default 0: none)")
     model.add_argument("--class-weights", action="store_true", default=None,
                        help="weigh the loss by inverse class frequency (imbalanced labels)")
-    train = parser.add_argument_group("training")
-    train.add_argument("--epochs", type=int)
-    train.add_argument("--batch-size", type=int)
-    train.add_argument("--lr", type=float)
-    train.add_argument("--weight-decay", type=float)
-    train.add_argument("--schedule")
-    train.add_argument("--warmup-steps", type=int)
-    train.add_argument("--grad-clip", type=float)
-    train.add_argument("--patience", type=int, help="early stopping after this many epochs "
-                                                    "without a better validation loss")
-    train.add_argument("--seed", type=int)
-    train.add_argument("--steps", dest="max_steps", type=int,
-                       help="stop after this many optimizer steps")
-    train.add_argument("--time-budget", dest="time_budget_s", type=float, metavar="S")
-    train.add_argument("--device", help="cpu or cuda")
+    add_training_options(parser, "sequences per batch", "validation loss",
+                         {"epochs": 50, "batch_size": 32, "lr": 0.001, "schedule": "constant",
+                          "warmup_steps": 0, "grad_clip": 1, "patience": 10,
+                          "weight_decay": 0})
     add_lstm_options(parser)
     add_threads_option(parser)
     parser.set_defaults(handler=train_command)
@@ -175,7 +164,7 @@ def train_command(args: argparse.Namespace) -> int:
     from lstmkit.tasks.classify import Classifier, ClassifierConfig
     from lstmkit.train import TrainConfig, is_main_process
 
-    train = TrainConfig(**given(args, _TRAIN_FIELDS + ("max_steps",)), progress=not args.quiet)
+    train = TrainConfig(**given(args, TRAIN_FIELDS), progress=not args.quiet)
     config = ClassifierConfig(**given(args, _CONFIG_FIELDS), lstm_options=lstm_options(args),
                               train=train)
     report = Classifier(config).fit(args.data, args.run_dir, resume=args.resume,

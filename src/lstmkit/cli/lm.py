@@ -19,8 +19,10 @@ import sys
 from pathlib import Path
 
 from lstmkit.cli.options import (
+    TRAIN_FIELDS,
     add_run_dir,
     add_threads_option,
+    add_training_options,
     check_outputs,
     given,
     log_session,
@@ -34,8 +36,6 @@ _CONFIG_FIELDS = (
     "embedding_dropout", "input_dropout", "hidden_dropout", "output_dropout", "weight_drop",
     "activation_regularisation", "temporal_activation_regularisation", "bptt",
 )
-_TRAIN_FIELDS = ("epochs", "batch_size", "lr", "weight_decay", "schedule", "warmup_steps",
-                 "grad_clip", "patience", "seed", "max_steps", "time_budget_s", "device")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -91,22 +91,10 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
     model.add_argument("--tar", dest="temporal_activation_regularisation", type=float,
                        help="temporal activation regularisation beta (default 1)")
     model.add_argument("--bptt", type=int, help="tokens per backpropagation window (default 100)")
-    train = parser.add_argument_group("training")
-    train.add_argument("--epochs", type=int, help="(default 20)")
-    train.add_argument("--batch-size", type=int, help="streams read side by side (default 32)")
-    train.add_argument("--lr", type=float, help="(default 0.003)")
-    train.add_argument("--weight-decay", type=float)
-    train.add_argument("--schedule", help="constant, cosine, linear, onecycle, plateau "
-                                          "(default cosine)")
-    train.add_argument("--warmup-steps", type=int, help="(default 100)")
-    train.add_argument("--grad-clip", type=float, help="(default 1)")
-    train.add_argument("--patience", type=int, help="early stopping after this many epochs "
-                                                    "without improvement (default 3)")
-    train.add_argument("--seed", type=int)
-    train.add_argument("--steps", dest="max_steps", type=int,
-                       help="stop after this many optimizer steps")
-    train.add_argument("--time-budget", dest="time_budget_s", type=float, metavar="S")
-    train.add_argument("--device", help="cpu or cuda")
+    add_training_options(parser, "streams read side by side", "validation loss",
+                         {"epochs": 20, "batch_size": 32, "lr": 0.003, "schedule": "cosine",
+                          "warmup_steps": 100, "grad_clip": 1, "patience": 3,
+                          "weight_decay": 0})
     parser.set_defaults(handler=train_command)
 
 
@@ -170,7 +158,7 @@ def train_command(args: argparse.Namespace) -> int:
 
     with log_session(logging.WARNING if args.quiet else logging.INFO):
         defaults = LanguageModelConfig().train
-        train = TrainConfig(**{**vars(defaults), **given(args, _TRAIN_FIELDS),
+        train = TrainConfig(**{**vars(defaults), **given(args, TRAIN_FIELDS),
                                "progress": not args.quiet})
         config = LanguageModelConfig(**given(args, _CONFIG_FIELDS), train=train)
         report = LanguageModel(config).fit(args.data, args.run_dir, resume=args.resume,

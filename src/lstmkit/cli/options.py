@@ -68,6 +68,43 @@ def unit_list(text: str) -> list[int]:
                                          f"got {text!r}") from None
 
 
+TRAIN_FIELDS = ("epochs", "batch_size", "lr", "weight_decay", "schedule", "warmup_steps",
+                "grad_clip", "patience", "seed", "max_steps", "time_budget_s", "device")
+"""The option destinations of add_training_options: TrainConfig's fields."""
+
+
+def add_training_options(parser: argparse.ArgumentParser, batch: str, criterion: str,
+                         defaults: dict[str, object]) -> argparse._ArgumentGroup:
+    """The training loop's options (TrainConfig), spelt alike for every task: ``batch``
+    says what --batch-size counts, ``criterion`` what early stopping watches, ``defaults``
+    the task's own defaults for the help. Returns the group for the task's further
+    training options."""
+
+    def default(name: str) -> str:
+        return f" (default {defaults[name]})" if name in defaults else ""
+
+    group = parser.add_argument_group("training")
+    group.add_argument("--epochs", type=int, help="passes over the training data" +
+                       default("epochs"))
+    group.add_argument("--batch-size", type=int, help=batch + default("batch_size"))
+    group.add_argument("--lr", type=float, help="learning rate" + default("lr"))
+    group.add_argument("--weight-decay", type=float, help="AdamW's" + default("weight_decay"))
+    group.add_argument("--schedule", help="constant, cosine, linear, onecycle, plateau" +
+                       default("schedule"))
+    group.add_argument("--warmup-steps", type=int, help="linear warmup" + default("warmup_steps"))
+    group.add_argument("--grad-clip", type=float, help="largest gradient norm" +
+                       default("grad_clip"))
+    group.add_argument("--patience", type=int, help="early stopping after this many epochs "
+                       f"without a better {criterion}" + default("patience"))
+    group.add_argument("--seed", type=int)
+    group.add_argument("--steps", dest="max_steps", type=int,
+                       help="stop after this many optimizer steps")
+    group.add_argument("--time-budget", dest="time_budget_s", type=float, metavar="S",
+                       help="stop training after S seconds (the whole command's)")
+    group.add_argument("--device", help="cpu or cuda")
+    return group
+
+
 def add_lstm_options(parser: argparse.ArgumentParser) -> None:
     """The variants of lstmkit.nn.LSTM, as options (see its docstring)."""
     group = parser.add_argument_group("LSTM variants")

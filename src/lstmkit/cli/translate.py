@@ -21,9 +21,11 @@ import sys
 from pathlib import Path
 
 from lstmkit.cli.options import (
+    TRAIN_FIELDS,
     add_lstm_options,
     add_run_dir,
     add_threads_option,
+    add_training_options,
     check_output_file,
     check_outputs,
     given,
@@ -40,8 +42,6 @@ _CONFIG_FIELDS = (
     "label_smoothing", "validation_sentences", "average_checkpoints", "beam_size", "length_penalty",
     "max_output_ratio",
 )
-_TRAIN_FIELDS = ("epochs", "batch_size", "lr", "weight_decay", "schedule", "warmup_steps",
-                 "grad_clip", "patience", "seed", "max_steps", "time_budget_s", "device")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -122,28 +122,15 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
     search.add_argument("--length-penalty", type=float, help="GNMT alpha (default 1)")
     search.add_argument("--max-output-ratio", type=float,
                         help="longest output, times the source plus 10 tokens (default 2)")
-    train = parser.add_argument_group("training")
-    train.add_argument("--epochs", type=int, help="(default 40)")
-    train.add_argument("--batch-size", type=int, help="tokens per batch (default 2000)")
-    train.add_argument("--lr", type=float, help="(default 0.002)")
-    train.add_argument("--weight-decay", type=float)
-    train.add_argument("--schedule", help="constant, cosine, linear, onecycle, plateau "
-                                          "(default cosine)")
-    train.add_argument("--warmup-steps", type=int, help="(default 200)")
-    train.add_argument("--grad-clip", type=float, help="(default 1)")
-    train.add_argument("--patience", type=int, help="early stopping after this many epochs "
-                                                    "without a better validation BLEU "
-                                                    "(default 4)")
+    train = add_training_options(
+        parser, "tokens per batch", "validation BLEU",
+        {"epochs": 40, "batch_size": 2000, "lr": 0.002, "schedule": "cosine",
+         "warmup_steps": 200, "grad_clip": 1, "patience": 4, "weight_decay": 0})
     train.add_argument("--validation-sentences", type=int,
                        help="validation pairs translated after each epoch (default 500)")
     train.add_argument("--average-checkpoints", type=int,
                        help="average the weights of the last N epochs' ends, kept if better "
                             "on validation (default 3; 0 off)")
-    train.add_argument("--seed", type=int)
-    train.add_argument("--steps", dest="max_steps", type=int,
-                       help="stop after this many optimizer steps")
-    train.add_argument("--time-budget", dest="time_budget_s", type=float, metavar="S")
-    train.add_argument("--device", help="cpu or cuda")
     add_lstm_options(parser)
     add_threads_option(parser)
     parser.set_defaults(handler=train_command)
@@ -224,7 +211,7 @@ def train_command(args: argparse.Namespace) -> int:
 
     with log_session(logging.WARNING if args.quiet else logging.INFO):
         defaults = TranslationConfig().train
-        train = TrainConfig(**{**vars(defaults), **given(args, _TRAIN_FIELDS),
+        train = TrainConfig(**{**vars(defaults), **given(args, TRAIN_FIELDS),
                                "progress": not args.quiet})
         config = TranslationConfig(**given(args, _CONFIG_FIELDS), lstm=lstm_options(args),
                                    train=train)
