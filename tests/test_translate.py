@@ -273,3 +273,21 @@ def test_evaluating_the_held_out_part_needs_the_unchanged_data(corpus, tmp_path)
         file.write("one\t1\n")
     with pytest.raises(LstmkitError, match="changed since the model was trained"):
         model.evaluate()
+
+
+def test_checkpoint_average_is_the_mean_of_the_last_epochs_and_survives_a_resume(tmp_path):
+    from lstmkit.tasks.translate.averaging import WeightAverage
+
+    layer = torch.nn.Linear(2, 2)
+    average = WeightAverage(2, tmp_path)
+    assert average.average() is None  # nothing to average yet
+    seen = []
+    for epoch in (1, 2, 3):
+        torch.nn.init.constant_(layer.weight, float(epoch))
+        seen.append(layer.weight.detach().clone())
+        average.on_epoch_end(epoch, layer)
+    assert average.epochs() == [2, 3]
+    assert torch.allclose(average.average()["weight"], (seen[1] + seen[2]) / 2)
+    resumed = WeightAverage(2, tmp_path, resumed=True)  # a killed run, read back
+    assert resumed.epochs() == [2, 3]
+    assert torch.allclose(resumed.average()["weight"], average.average()["weight"])
