@@ -48,10 +48,14 @@ import subprocess
 import sys
 import tempfile
 import time
-import venv
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "peers"))
+
+import venvs  # noqa: E402
+from venvs import TORCH_PIN  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 DATASETS = ROOT / "src" / "lstmkit" / "datasets"
@@ -59,7 +63,7 @@ PEERS_SCRIPT = Path(__file__).resolve().parent / "peers" / "run_peers.py"
 RESULTS = ROOT / "results"
 PEERS_VENV = RESULTS / "peers-venv"
 PEERS_PACKAGES = ["darts", "neuralforecast"]
-TORCH_PIN = "torch==2.13.0"
+PEERS_CHECK = "import darts, neuralforecast"
 LSTMKIT = "lstmkit"
 LSTMKIT_ENSEMBLE = "lstmkit (ensemble=3)"
 PREDICT_CALLS = 50  # lstmkit's predict is timed as the median of this many warm calls
@@ -181,44 +185,18 @@ def export_cases(folder: Path) -> Path:
 # --------------------------------------------------------------------------- peers' venv
 
 
-def peers_python(venv_dir: Path) -> Path:
-    return venv_dir / "bin" / "python"
-
-
-def _peers_ready(python: Path) -> bool:
-    check = ("import darts, neuralforecast, torch; "
-             f"assert torch.__version__.split('+')[0] == '{TORCH_PIN.split('==')[1]}'")
-    return python.exists() and subprocess.run(
-        [str(python), "-c", check], capture_output=True).returncode == 0
-
-
 def ensure_peers_venv(venv_dir: Path, log_path: Path) -> Path:
     """The peers' python, after creating its venv and installing darts and neuralforecast
     with only torch pinned (once; later runs reuse it). Raises RuntimeError with the
     reason when pip cannot resolve them with that torch."""
-    python = peers_python(venv_dir)
-    if _peers_ready(python):
+    python = venvs.venv_python(venv_dir)
+    if venvs.ready(python, PEERS_CHECK):
         return python
-    venv_dir.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp, open(log_path, "a") as log:
-        def pip(*args: str) -> None:
-            log.write(f"\n$ pip {' '.join(args)}\n")
-            log.flush()
-            done = subprocess.run([str(python), "-m", "pip", *args], stdout=log,
-                                  stderr=subprocess.STDOUT)
-            if done.returncode:
-                raise RuntimeError(f"pip {args[0]} failed (exit {done.returncode}); the "
-                                   f"last lines of {log_path}:\n{_tail(log_path)}")
-
-        if not python.exists():
-            print(f"creating {venv_dir} ...", flush=True)
-            venv.create(venv_dir, with_pip=True)
-        constraints = Path(tmp) / "constraints.txt"
-        constraints.write_text(TORCH_PIN + "\n")
+    with venvs.pip_in(venv_dir, log_path) as pip, tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "report.json"
         print(f"resolving {' '.join(PEERS_PACKAGES)} with {TORCH_PIN} (dry run; log "
               f"{log_path}) ...", flush=True)
-        pip("install", "--dry-run", "--report", str(report), "-c", str(constraints),
+        pip("install", "--dry-run", "--report", str(report), "-c", str(pip.constraints),
             *PEERS_PACKAGES)
         resolved = {item["metadata"]["name"].lower(): item["metadata"]["version"]
                     for item in json.loads(report.read_text())["install"]}
@@ -228,15 +206,11 @@ def ensure_peers_venv(venv_dir: Path, log_path: Path) -> Path:
         print(f"pip resolves torch {torch_version}, " + ", ".join(
             f"{name} {resolved[name]}" for name in PEERS_PACKAGES if name in resolved)
             + "; installing ...", flush=True)
-        pip("install", "-c", str(constraints), *PEERS_PACKAGES)
-    if not _peers_ready(python):
+        pip("install", "-c", str(pip.constraints), *PEERS_PACKAGES)
+    if not venvs.ready(python, PEERS_CHECK):
         raise RuntimeError(f"installed, but darts/neuralforecast/{TORCH_PIN} do not import "
                            f"in {venv_dir}; see {log_path}")
     return python
-
-
-def _tail(path: Path, lines: int = 15) -> str:
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
 def peers_round(python: Path, spec: Path, seed: int, log_path: Path) -> dict[str, Any]:
@@ -248,7 +222,7 @@ def peers_round(python: Path, spec: Path, seed: int, log_path: Path) -> dict[str
                                   stdout=log, stderr=subprocess.STDOUT)
         if done.returncode:
             raise RuntimeError(f"the peers' run failed (exit {done.returncode}); the last "
-                               f"lines of {log_path}:\n{_tail(log_path)}")
+                               f"lines of {log_path}:\n{venvs.tail(log_path)}")
         return json.loads(out.read_text())
 
 

@@ -94,14 +94,16 @@ import math
 import os
 import shutil
 import subprocess
-import tempfile
 import time
-import venv
 from pathlib import Path
 from typing import Any
 
+import venvs
+from venvs import TORCH_PIN
+
 JOEYNMT_VERSION = "2.3.0"
-TORCH_PIN = "torch==2.13.0"
+JOEYNMT_CHECK = ("import importlib_metadata, joeynmt; "
+                 f"assert joeynmt.__version__ == '{JOEYNMT_VERSION}'")
 # importlib_metadata: joeynmt.helpers imports it but joeynmt does not declare it.
 PACKAGES = [f"joeynmt=={JOEYNMT_VERSION}", "importlib_metadata"]
 SCRIPT = Path(__file__).resolve()
@@ -117,51 +119,20 @@ LINE_BREAKS = "\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
 # --------------------------------------------------------------------------- venv
 
 
-def venv_python(venv_dir: Path) -> Path:
-    return venv_dir / "bin" / "python"
-
-
-def _ready(python: Path) -> bool:
-    check = ("import importlib_metadata, joeynmt, torch; "
-             f"assert joeynmt.__version__ == '{JOEYNMT_VERSION}'; "
-             f"assert torch.__version__.split('+')[0] == '{TORCH_PIN.split('==')[1]}'")
-    return python.exists() and subprocess.run(
-        [str(python), "-c", check], capture_output=True).returncode == 0
-
-
-def _tail(path: Path, lines: int = 15) -> str:
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-
-
 def ensure_venv(venv_dir: Path, log_path: Path) -> Path:
     """JoeyNMT's python, after creating its venv (once; later calls reuse it): torch 2.13.0
     first (pip finds this machine's CPU wheel), then joeynmt with torch held by a
     constraints file so pip cannot swap it. pip's output goes to ``log_path``. Raises
     RuntimeError with the reason when an install fails."""
-    python = venv_python(venv_dir)
-    if _ready(python):
+    python = venvs.venv_python(venv_dir)
+    if venvs.ready(python, JOEYNMT_CHECK):
         return python
-    venv_dir.parent.mkdir(parents=True, exist_ok=True)
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp, open(log_path, "a") as log:
-        def pip(*args: str) -> None:
-            log.write(f"\n$ pip {' '.join(args)}\n")
-            log.flush()
-            done = subprocess.run([str(python), "-m", "pip", *args], stdout=log,
-                                  stderr=subprocess.STDOUT)
-            if done.returncode:
-                raise RuntimeError(f"pip {args[0]} failed (exit {done.returncode}); the "
-                                   f"last lines of {log_path}:\n{_tail(log_path)}")
-
-        print(f"installing joeynmt {JOEYNMT_VERSION} with {TORCH_PIN} in {venv_dir} (log "
-              f"{log_path}) ...", flush=True)
-        if not python.exists():
-            venv.create(venv_dir, with_pip=True)
-        constraints = Path(tmp) / "constraints.txt"
-        constraints.write_text(TORCH_PIN + "\n")
+    print(f"installing joeynmt {JOEYNMT_VERSION} with {TORCH_PIN} in {venv_dir} (log "
+          f"{log_path}) ...", flush=True)
+    with venvs.pip_in(venv_dir, log_path) as pip:
         pip("install", "--quiet", TORCH_PIN)
-        pip("install", "--quiet", "-c", str(constraints), *PACKAGES)
-    if not _ready(python):
+        pip("install", "--quiet", "-c", str(pip.constraints), *PACKAGES)
+    if not venvs.ready(python, JOEYNMT_CHECK):
         raise RuntimeError(f"installed, but joeynmt {JOEYNMT_VERSION} / {TORCH_PIN} do not "
                            f"import in {venv_dir}; see {log_path}")
     return python
@@ -180,7 +151,7 @@ def run(python: Path, spec_path: Path, out_path: Path, log_path: Path) -> dict[s
                               env=env)
     if done.returncode:
         raise RuntimeError(f"the JoeyNMT run failed (exit {done.returncode}); the last "
-                           f"lines of {log_path}:\n{_tail(log_path)}")
+                           f"lines of {log_path}:\n{venvs.tail(log_path)}")
     return json.loads(out_path.read_text())
 
 
