@@ -19,6 +19,7 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lstmkit.cli.options import (
     TRAIN_FIELDS,
@@ -33,6 +34,9 @@ from lstmkit.cli.options import (
     lstm_options,
     write_output,
 )
+
+if TYPE_CHECKING:  # the CLI imports torch only when a command runs
+    from lstmkit.tasks.translate import Translator
 
 _CONFIG_FIELDS = (
     "source_language", "target_language", "max_length", "max_length_ratio",
@@ -225,7 +229,8 @@ def train_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load(args: argparse.Namespace):
+def _load(args: argparse.Namespace) -> tuple[Translator, list[Translator]]:
+    """The model of --run-dir and those of --ensemble."""
     from lstmkit.tasks.translate import Translator
 
     return Translator.load(args.run_dir), [Translator.load(r) for r in args.ensemble or ()]

@@ -140,13 +140,15 @@ class Translator(Task):
                 self._write_tokenizers(run.work)
         train_set = self._token_batches(train_text, filter_lengths=True)
         self.longest_source = max(len(s) for s in train_set.sources)
-        validation_set = (self._token_batches(validation_text, filter_lengths=False)
-                          if len(validation_text) else None)
+        validation_sample = validation_text.subset(
+            range(min(len(validation_text), config.validation_sentences)))
+        # the loop validates when it has validation data; what it measures is the hooks'
+        # BLEU on these sentences
+        validation_set = (self._token_batches(validation_sample, filter_lengths=False)
+                          if len(validation_sample) else None)
         torch.manual_seed(config.train.seed)
         self.net = self._new_net()
         mean_target = train_set.target_tokens() / len(train_set)
-        validation_sample = validation_text.subset(
-            range(min(len(validation_text), config.validation_sentences)))
         average = (WeightAverage(config.average_checkpoints,
                                  None if run is None else run.work, resumed)
                    if config.average_checkpoints > 1 else None)
@@ -300,9 +302,7 @@ class Translator(Task):
         :meth:`stream` for the options)."""
         if isinstance(sentences, str):
             return self.translate([sentences], **options)[0]
-        source_tokenizer, target_tokenizer = self._require_tokenizers()
-        return [target_tokenizer.decode(best[0].tokens)
-                for best in self.stream(sentences, **options)]
+        return [self.decode(best[0]) for best in self.stream(sentences, **options)]
 
     def decode(self, hypothesis: Hypothesis) -> str:
         """The detokenised text of a hypothesis."""
