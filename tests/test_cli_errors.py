@@ -8,6 +8,7 @@ import os
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from lstmkit.cli import main
@@ -34,11 +35,20 @@ def runs(tmp_path_factory):
                             ("translate", "pairs", "mt")):
         model, source, options = make_task(task, root / data)
         model.fit(source, root / run, **options)
+    write_data("finance", root / "prices")
+    prices = pd.read_csv(root / "prices" / "prices.csv")
+    prices.assign(close=prices.close.where(prices.index != 5, 0.0)).to_csv(
+        root / "prices" / "zero.csv", index=False)
+    prices.iloc[[1, 0, *range(2, len(prices))]].to_csv(root / "prices" / "unsorted.csv",
+                                                       index=False)
     (root / "plain.txt").write_text("a file, not a folder")
     (root / "three.en").write_text("one\ntwo\nthree\n")
     (root / "two.de").write_text("eins\nzwei\n")
     return root
 
+
+PRICES = ["finance", "backtest", "--data", "{root}/prices/prices.csv", "--window", "10",
+          "--quiet", "--run-dir", "{root}/new"]
 
 CASES = {
     "run dir under a file": (["forecast", "train", *FORECAST, "--run-dir", "{root}/plain.txt/x"],
@@ -95,6 +105,17 @@ CASES = {
     "translations written into the run": (["translate", "translate", "--run-dir", "{root}/mt",
                                             "--text", "one", "--output", "{root}/mt/out.txt"],
                                            "points into the model's run directory"),
+    "negative trading costs": ([*PRICES, "--cost-bps", "-1"], "--cost-bps must be 0 or more"),
+    "a price of zero": ([*PRICES[:3], "{root}/prices/zero.csv", *PRICES[4:]],
+                        "are empty or not positive (0 at line 7 of zero.csv)"),
+    "dates out of order": ([*PRICES[:3], "{root}/prices/unsorted.csv", *PRICES[4:]],
+                           "dates go backwards"),
+    "horizon beyond the data": ([*PRICES, "--horizon", "500"], "no test days"),
+    "test starts too early": ([*PRICES, "--test-start", "2015-02-01"],
+                              "too little history for the first training window"),
+    "unknown arch data": ([*PRICES[:3], "arch:dax", *PRICES[4:]], "unknown data set"),
+    "long-short beyond the assets": ([*PRICES, "--strategy", "long_short", "--top-k", "2"],
+                                     "needs at least 4 assets"),
     "threads 0": (["forecast", "predict", "--run-dir", "{root}/air", "--data", AIRLINE,
                    "--threads", "0"], "--threads must be at least 1"),
 }

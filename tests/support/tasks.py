@@ -9,7 +9,26 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-TASKS = ("forecast", "classify", "lm", "experiment", "translate")
+TASKS = ("forecast", "classify", "lm", "experiment", "translate", "finance")
+
+
+def price_frame(days: int = 420, assets: int = 2, seed: int = 0) -> pd.DataFrame:
+    """Daily OHLCV prices of ``assets`` random-walk assets on business days, in the long
+    layout (date, symbol, open, high, low, close, volume), volatility clustering in."""
+    rng = np.random.default_rng(seed)
+    dates = pd.bdate_range("2015-01-01", periods=days)
+    frames = []
+    for k in range(assets):
+        volatility = 0.01 * np.exp(np.cumsum(rng.normal(0, 0.05, days)).clip(-1, 1))
+        returns = rng.normal(0.0003, 1, days) * volatility
+        close = 100 * np.exp(np.cumsum(returns))
+        open_ = close * np.exp(rng.normal(0, 0.3, days) * volatility)
+        spread = np.abs(rng.normal(0, 1, days)) * volatility * close
+        frames.append(pd.DataFrame({
+            "date": dates.strftime("%Y-%m-%d"), "symbol": f"A{k}", "open": open_,
+            "high": np.maximum(open_, close) + spread, "low": np.minimum(open_, close) - spread,
+            "close": close, "volume": rng.integers(1_000, 10_000, days)}))
+    return pd.concat(frames, ignore_index=True)
 
 
 def write_data(task: str, folder: Path) -> None:
@@ -40,6 +59,8 @@ def write_data(task: str, folder: Path) -> None:
         from number_words import write_tsv
 
         write_tsv(folder / "pairs.tsv", count=300)
+    elif task == "finance":
+        price_frame().to_csv(folder / "prices.csv", index=False)
 
 
 def make_task(task: str, folder: Path, variant: int = 0,
@@ -93,6 +114,15 @@ def make_task(task: str, folder: Path, variant: int = 0,
                                    dropout=0.2 if dropout else 0.0,
                                    label_smoothing=0.1, train=train)
         return Translator(config), folder / "pairs.tsv", {}
+    if task == "finance":
+        from lstmkit.finance import FinanceConfig, FinanceModel
+
+        train = TrainConfig(epochs=3, batch_size=32, patience=None, seed=variant,
+                            progress=False)
+        config = FinanceConfig(target="volatility", window=10, hidden_size=4,
+                               validation_days=40, train_days=0, train=train,
+                               dropout=0.3 if dropout else 0.0)
+        return FinanceModel(config), folder / "prices.csv", {}
     raise ValueError(task)
 
 

@@ -15,7 +15,7 @@ import sys
 from lstmkit.errors import LstmkitError, RunInterrupted
 
 # command group -> module under lstmkit.cli that defines add_parser(subparsers)
-COMMAND_MODULES = ("demo", "forecast", "experiment", "classify", "lm", "translate")
+COMMAND_MODULES = ("demo", "forecast", "experiment", "classify", "lm", "translate", "finance")
 
 
 def build_parser() -> argparse.ArgumentParser:

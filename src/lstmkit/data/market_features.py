@@ -117,6 +117,8 @@ def market_features(panel: PricePanel, names: list[str]) -> np.ndarray:
 def forward_sum(values: np.ndarray, horizon: int) -> np.ndarray:
     """values[t+1] + ... + values[t+h] at each t: (T, A), NaN in the last h rows."""
     T = len(values)
+    if horizon >= T:
+        return np.full(values.shape, np.nan)
     cumulative = np.vstack([np.zeros((1, values.shape[1])), np.nancumsum(values, axis=0)])
     ahead = np.full(values.shape, np.nan)
     ahead[: T - horizon] = cumulative[horizon + 1:] - cumulative[1: T - horizon + 1]

@@ -70,8 +70,19 @@ def score_walk_forward(frame: pd.DataFrame, config: FinanceConfig, folds: int) -
             f"{str(frame['date'].iloc[-1])[:10]}), {assets} asset(s), {folds} refits every "
             f"{config.refit_every} days")
     if config.target == "volatility":
-        return _volatility(frame, config, assets, span)
-    return _returns(frame, config, assets, span)
+        return _defined(_volatility(frame, config, assets, span))
+    scores = _defined(_returns(frame, config, assets, span))
+    trading = _defined(Evaluation.from_json(scores.details["trading"]))
+    scores.details["trading"] = trading.to_json()
+    return scores
+
+
+def _defined(evaluation: Evaluation) -> Evaluation:
+    """Undefined measures left out (an accuracy without calls, a test of equal losses):
+    the table shows them blank, and JSON has no NaN."""
+    evaluation.rows = {name: {k: v for k, v in row.items() if np.isfinite(v)}
+                       for name, row in evaluation.rows.items()}
+    return evaluation
 
 
 def _compare(losses: dict[str, np.ndarray], rows: dict[str, dict[str, float]],

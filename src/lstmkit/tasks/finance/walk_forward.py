@@ -49,10 +49,11 @@ def first_origin(features: np.ndarray, window: int) -> int:
 
 def training_origins(first: int, last: int, train_days: int, validation_days: int,
                      horizon: int) -> tuple[np.ndarray, np.ndarray]:
-    """(fitted, validation) origins of a training window ending at origin ``last``."""
+    """(fitted, validation) origins of a training window ending at origin ``last``; both
+    empty when the window has no room (the callers say so)."""
     start = first if train_days == 0 else max(first, last - train_days + 1)
     validation = np.arange(max(start, last - validation_days + 1), last + 1)
-    fit = np.arange(start, int(validation[0]) - horizon + 1)
+    fit = np.arange(start, (int(validation[0]) if len(validation) else start) - horizon + 1)
     return fit, validation
 
 
