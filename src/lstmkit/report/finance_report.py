@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -53,15 +54,14 @@ def write_report(directory: str | Path, model: FinanceModel) -> Path:
     # the first asset's window: one window is what the gate heatmaps can show
     plot_gates(model.net.encoder, model.last_windows[:1], directory / GATES_FILE)
     images.append(GATES_FILE)
-    tables = {scores.data: scores.table()}
+    # the verdict goes on top of the page, the tables keep the notes on how to read them
+    tables = {scores.data: dataclasses.replace(scores, notes=scores.notes[1:]).table()}
     if "trading" in scores.details:
         trading = Evaluation.from_json(scores.details["trading"])
         tables[trading.data] = trading.table()
     title = (f"lstmkit finance: {config.target} forecasts of "
              f"{', '.join(model.meta['assets'])}")
-    # the verdict sentence first: it is what the reader came for
-    notes = [scores.notes[0], *scores.notes[1:]]
-    return write_report_page(directory, title, tables, images, notes)
+    return write_report_page(directory, title, tables, images, [scores.notes[0]])
 
 
 def _dates(frame: pd.DataFrame, assets: int) -> pd.DatetimeIndex:
@@ -154,7 +154,8 @@ def plot_forecasts(model: FinanceModel, path: str | Path) -> Path:
 
 def _first_asset(model: FinanceModel) -> tuple[str, pd.DataFrame]:
     asset = model.meta["assets"][0]
-    rows = model.forecasts[model.forecasts["asset"] == asset]
+    # as text: a loaded forecasts.csv reads asset names such as "1" back as numbers
+    rows = model.forecasts[model.forecasts["asset"].astype(str) == str(asset)]
     return asset, rows.set_index(pd.DatetimeIndex(rows["date"]))
 
 
@@ -195,11 +196,15 @@ def _plot_signal(model: FinanceModel, path: str | Path) -> Path:
     asset, rows = _first_asset(model)
     probability = config.target in PROBABILITY_TARGETS
     centre = 0.5 if probability else 0.0
-    forecast_label = ("forecast probability of up" if probability
-                      else f"forecast {config.horizon}-day log return")
+    relative = config.target == "cross_section"
+    if probability:
+        forecast_label = ("forecast probability of\nbeating the median" if relative
+                          else "forecast probability of up")
+    else:
+        forecast_label = f"forecast {config.horizon}-day log return"
+    # two lines where long: the axis labels must fit beside a panel 4.5 inches high
     realised_label = (f"realised {config.horizon}-day log return"
-                      + (", minus the cross-section's median"
-                         if config.target == "cross_section" else ""))
+                      + ("\nminus the assets' median" if relative else ""))
     figure, (series, scatter) = plt.subplots(1, 2, figsize=(13, 4.5),
                                              gridspec_kw={"width_ratios": [3, 1]})
     series.plot(rows.index, rows["realised"], color="grey", linewidth=0.6, alpha=0.8,
@@ -218,7 +223,8 @@ def _plot_signal(model: FinanceModel, path: str | Path) -> Path:
     _align_centres(series, 0.0, twin, centre)
     handles = [line for axis in (series, twin) for line in axis.get_lines()
                if not line.get_label().startswith("_")]
-    series.legend(handles, [h.get_label() for h in handles], loc="upper left", fontsize=8)
+    series.legend(handles, [h.get_label().replace("\n", " ") for h in handles],
+                  loc="upper left", fontsize=8)
     series.set_title(f"{asset}: {config.target} forecasts and what happened")
     series.grid(True, alpha=0.3)
 
