@@ -10,8 +10,11 @@ from its last finished block to the same result.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
+import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +56,20 @@ METRICS_FILE = "metrics.json"
 FORECASTS_FILE = "forecasts.csv"
 WINDOWS_FILE = "last_windows.safetensors"  # the last input windows, for the gates picture
 PROGRESS = "walk_forward"  # the backtest's per-block checkpoint, inside the run's work
+
+logger = logging.getLogger("lstmkit.finance")
+
+
+@contextlib.contextmanager
+def _one_line_per_block() -> Iterator[None]:
+    """The training loop's per-epoch lines held back: a backtest reports per block."""
+    loop_logger = logging.getLogger("lstmkit.train")
+    previous = loop_logger.level
+    loop_logger.setLevel(max(previous, logging.WARNING))
+    try:
+        yield
+    finally:
+        loop_logger.setLevel(previous)
 
 
 def _already_batched(batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
@@ -218,7 +235,11 @@ class FinanceModel(Task):
         done, blocks, weights, garch = self._restore(run, len(panel.assets))
         for index in range(done, len(folds)):
             fold = folds[index]
-            scaled, prior = self._train_fold(features, outcome, ewma, fold, weights, index)
+            with _one_line_per_block():
+                scaled, prior = self._train_fold(features, outcome, ewma, fold, weights, index)
+            logger.info("block %d/%d: refitted on %s to %s, tested %s to %s", index + 1,
+                        len(folds), *(str(panel.dates[int(day)].date()) for day in (
+                            fold.fit[0], fold.validation[-1], fold.test[0], fold.test[-1])))
             known = np.concatenate([fold.fit, fold.validation])
             reference = outcome[known]  # the training window's targets
             if config.target in ("direction", "cross_section"):
