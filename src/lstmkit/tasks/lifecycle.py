@@ -23,11 +23,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
-from lstmkit.errors import LstmkitError
+from lstmkit.errors import LstmkitError, option_name
 from lstmkit.io.rundir import FinishedRun, Run, load_run, open_run
 
 TaskT = TypeVar("TaskT", bound="Task")
 ConfigT = TypeVar("ConfigT")
+JsonConfigT = TypeVar("JsonConfigT", bound="JsonConfig")
+
+LSTM_VARIANTS = ("peephole", "layer_norm", "zoneout", "recurrent_dropout", "weight_drop",
+                 "forget_bias", "backend")
+"""Keyword arguments of lstmkit.nn.LSTM that a task config's ``lstm`` options may set."""
 
 
 def config_from_json(kind: type[ConfigT], state: Any, where: str = "config.json") -> ConfigT:
@@ -46,6 +51,33 @@ def config_from_json(kind: type[ConfigT], state: Any, where: str = "config.json"
     except TypeError as error:
         raise LstmkitError(f"{where} does not hold valid {kind.__name__} options ({error}); "
                            "train again") from None
+
+
+class JsonConfig:
+    """A task config's JSON round trip (for dataclasses): ``to_json`` / ``from_json``."""
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls: type[JsonConfigT], state: dict[str, Any]) -> JsonConfigT:
+        return config_from_json(cls, state)
+
+
+def check_whole(name: str, value: object, low: int) -> None:
+    """Raise naming the option of config field ``name`` unless ``value`` is a whole number
+    of at least ``low``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise LstmkitError(f"{option_name(name)} must be a whole number of at least {low}, "
+                           f"got {value!r}")
+
+
+def check_lstm_variants(options: dict[str, Any]) -> None:
+    """Raise naming the options that are not lstmkit.nn.LSTM variants (LSTM_VARIANTS)."""
+    unknown = sorted(set(options) - set(LSTM_VARIANTS))
+    if unknown:
+        raise LstmkitError(f"unknown LSTM variant(s) {unknown}; the LSTM takes "
+                           f"{', '.join(LSTM_VARIANTS)}")
 
 
 @dataclass

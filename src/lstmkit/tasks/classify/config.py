@@ -3,12 +3,12 @@ through JSON."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from lstmkit.errors import LstmkitError, option_name
 from lstmkit.tasks.classify.network import POOLINGS
-from lstmkit.tasks.lifecycle import config_from_json
+from lstmkit.tasks.lifecycle import JsonConfig
 from lstmkit.train import TrainConfig
 
 DATA_KINDS = ("text", "numbers")
@@ -16,7 +16,7 @@ DATA_KINDS = ("text", "numbers")
 
 
 @dataclass
-class ClassifierConfig:
+class ClassifierConfig(JsonConfig):
     """Everything that defines a classifier: its data, tokenizer, network and training.
 
     ``data`` is "text" (``text_column``) or "numbers" (``value_columns``, long layout
@@ -93,13 +93,6 @@ class ClassifierConfig:
                                f"got {self.lr_decay}")
         if self.from_lm is not None and self.data != "text":
             raise LstmkitError("--from-lm starts from a language model: text only")
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, state: dict[str, Any]) -> ClassifierConfig:
-        return config_from_json(cls, state)
 
     def lstm_arguments(self) -> dict[str, Any]:
         """lstmkit.nn.LSTM's constructor arguments, input size left to the network."""

@@ -4,19 +4,16 @@ walk-forward evaluation refits and trades; round-trips through JSON."""
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from lstmkit.data.market_features import FEATURES, TARGETS
-from lstmkit.errors import LstmkitError, option_name
-from lstmkit.tasks.lifecycle import config_from_json
+from lstmkit.errors import LstmkitError
+from lstmkit.tasks.lifecycle import JsonConfig, check_lstm_variants, check_whole
 from lstmkit.train import TrainConfig
 
 TASK = "finance"
 STRATEGIES = ("sign", "long_short")
-LSTM_VARIANTS = ("peephole", "layer_norm", "zoneout", "recurrent_dropout", "weight_drop",
-                 "forget_bias", "backend")
-"""Keyword arguments of lstmkit.nn.LSTM that ``lstm`` may set."""
 
 
 def _default_training() -> TrainConfig:
@@ -25,7 +22,7 @@ def _default_training() -> TrainConfig:
 
 
 @dataclass
-class FinanceConfig:
+class FinanceConfig(JsonConfig):
     """Everything that defines a financial model and its walk-forward evaluation.
 
     Data: the columns of the closing price, the date and the asset name (``close``,
@@ -102,10 +99,10 @@ class FinanceConfig:
                                f"{', '.join(STRATEGIES)} (--strategy)")
         for name in ("horizon", "window", "hidden_size", "num_layers", "validation_days",
                      "refit_epochs", "refit_every", "top_k"):
-            _whole(name, getattr(self, name), 1)
-        _whole("train_days", self.train_days, 0)
+            check_whole(name, getattr(self, name), 1)
+        check_whole("train_days", self.train_days, 0)
         if self.purge is not None:
-            _whole("purge", self.purge, 0)
+            check_whole("purge", self.purge, 0)
         if self.train_days and self.train_days <= self.validation_days:
             raise LstmkitError(f"--train-days {self.train_days} must exceed --validation-days "
                                f"{self.validation_days} (the validation days are the end of "
@@ -121,21 +118,6 @@ class FinanceConfig:
             if unknown or not self.features:
                 raise LstmkitError(f"unknown feature(s) {unknown}; choose from "
                                    f"{', '.join(FEATURES)} (--features)")
-        unknown = sorted(set(self.lstm) - set(LSTM_VARIANTS))
-        if unknown:
-            raise LstmkitError(f"unknown LSTM variant(s) {unknown}; the LSTM takes "
-                               f"{', '.join(LSTM_VARIANTS)}")
+        check_lstm_variants(self.lstm)
         self.train.validate()
 
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, state: dict[str, Any]) -> FinanceConfig:
-        return config_from_json(cls, state)
-
-
-def _whole(name: str, value: object, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise LstmkitError(f"{option_name(name)} must be a whole number of at least {low}, "
-                           f"got {value!r}")

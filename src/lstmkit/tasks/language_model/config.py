@@ -3,12 +3,11 @@ through JSON."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass, field
 
 from lstmkit.data.tokenizers import KINDS
 from lstmkit.errors import LstmkitError, option_name
-from lstmkit.tasks.lifecycle import config_from_json
+from lstmkit.tasks.lifecycle import JsonConfig
 from lstmkit.train import TrainConfig
 
 TASK = "language_model"
@@ -20,7 +19,7 @@ def _default_training() -> TrainConfig:
 
 
 @dataclass
-class LanguageModelConfig:
+class LanguageModelConfig(JsonConfig):
     """Everything that defines a language model: its text, tokenizer, network, training.
 
     ``pattern`` picks the files inside folders; ``val_fraction`` and ``test_fraction``
@@ -90,10 +89,3 @@ class LanguageModelConfig:
             raise LstmkitError("a language model reads contiguous streams whose batches must "
                                "stay in order: set train.shuffle=False")
         self.train.validate()
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, state: dict[str, Any]) -> LanguageModelConfig:
-        return config_from_json(cls, state)

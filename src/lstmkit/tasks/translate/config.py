@@ -4,19 +4,16 @@ decoding, round-tripping through JSON."""
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from lstmkit.data.tokenizers import KINDS
 from lstmkit.errors import LstmkitError, option_name
 from lstmkit.nn.attention import SCORES
-from lstmkit.tasks.lifecycle import config_from_json
+from lstmkit.tasks.lifecycle import JsonConfig, check_lstm_variants, check_whole
 from lstmkit.train import TrainConfig
 
 TASK = "translation"
-LSTM_VARIANTS = ("peephole", "layer_norm", "zoneout", "recurrent_dropout", "weight_drop",
-                 "forget_bias", "backend")
-"""Keyword arguments of lstmkit.nn.LSTM that ``lstm`` may set (encoder and decoder)."""
 
 
 def _default_training() -> TrainConfig:
@@ -26,7 +23,7 @@ def _default_training() -> TrainConfig:
 
 
 @dataclass
-class TranslationConfig:
+class TranslationConfig(JsonConfig):
     """Everything that defines a translation model.
 
     Data: pairs with more than ``max_length`` tokens on either side, or whose token
@@ -105,9 +102,9 @@ class TranslationConfig:
         for name in ("max_length", "embedding_dim", "hidden_size", "encoder_layers",
                      "decoder_layers", "self_attention_heads", "validation_sentences",
                      "beam_size"):
-            _whole(name, getattr(self, name), 1)
-        _whole("self_attention_layers", self.self_attention_layers, 0)
-        _whole("average_checkpoints", self.average_checkpoints, 0)
+            check_whole(name, getattr(self, name), 1)
+        check_whole("self_attention_layers", self.self_attention_layers, 0)
+        check_whole("average_checkpoints", self.average_checkpoints, 0)
         if self.hidden_size % 2:
             raise LstmkitError(f"--hidden-size must be even (the encoder's two directions "
                                f"have half each), got {self.hidden_size}")
@@ -115,7 +112,7 @@ class TranslationConfig:
             raise LstmkitError(f"--hidden-size {self.hidden_size} must be divisible by "
                                f"--self-attention-heads {self.self_attention_heads}")
         if self.vocab_size is not None:
-            _whole("vocab_size", self.vocab_size, 8)
+            check_whole("vocab_size", self.vocab_size, 8)
         for name in ("validation_fraction", "test_fraction"):
             if not 0 <= getattr(self, name) < 0.5:
                 raise LstmkitError(f"{option_name(name)} must lie in [0, 0.5), got "
@@ -131,21 +128,6 @@ class TranslationConfig:
                                    f"{value!r}")
         if not (math.isfinite(self.length_penalty) and self.length_penalty >= 0):
             raise LstmkitError(f"--length-penalty must be 0 or more, got {self.length_penalty}")
-        unknown = sorted(set(self.lstm) - set(LSTM_VARIANTS))
-        if unknown:
-            raise LstmkitError(f"unknown LSTM variant(s) {unknown}; the LSTM takes "
-                               f"{', '.join(LSTM_VARIANTS)}")
+        check_lstm_variants(self.lstm)
         self.train.validate()
 
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, state: dict[str, Any]) -> TranslationConfig:
-        return config_from_json(cls, state)
-
-
-def _whole(name: str, value: object, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise LstmkitError(f"{option_name(name)} must be a whole number of at least {low}, "
-                           f"got {value!r}")
