@@ -78,7 +78,9 @@ def test_arch_data_sets_are_read_from_the_installed_package():
     panel = read_prices("arch:sp500")
     assert panel.assets == ["sp500"] and panel.fields == ["open", "high", "low", "volume"]
     assert str(panel.dates[0].date()) == "1999-01-04" and len(panel.dates) > 5000
-    with pytest.raises(LstmkitError, match="arch:sp500, arch:nasdaq"):
+    oil = read_prices("arch:wti")
+    assert oil.assets == ["wti"] and oil.fields == [] and np.isfinite(oil.close).all()
+    with pytest.raises(LstmkitError, match="arch:sp500, arch:nasdaq, arch:wti"):
         read_prices("arch:dax")
 
 

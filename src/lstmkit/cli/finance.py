@@ -7,9 +7,9 @@
     lstmkit finance predict --run-dir runs/dir --data prices.csv
 
 ``--data`` takes price tables (CSV/TSV/Parquet; long with a close column, or wide with
-one close column per asset) and ``arch:sp500`` / ``arch:nasdaq``, the daily index data
-the arch package ships. Every option maps onto a field of FinanceConfig or TrainConfig;
-one left out keeps its default.
+one close column per asset) and ``arch:sp500`` / ``arch:nasdaq`` / ``arch:wti``, the
+daily index and oil data the arch package ships. Every option maps onto a field of
+FinanceConfig or TrainConfig; one left out keeps its default.
 """
 
 from __future__ import annotations
@@ -38,8 +38,9 @@ _CONFIG_FIELDS = (
     "hidden_size", "num_layers", "dropout", "validation_days", "refit_epochs", "train_days",
     "refit_every", "purge", "test_start", "strategy", "top_k", "cost_bps",
 )
-_DATA_HELP = ("price tables (CSV/TSV/Parquet) and arch:sp500 / arch:nasdaq (the arch "
-              "package's daily index data); several are aligned on their common days")
+_DATA_HELP = ("price tables (CSV/TSV/Parquet) and arch:sp500, arch:nasdaq, arch:wti (the "
+              "arch package's daily index and oil data); several are aligned on their common "
+              "days")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

@@ -3,7 +3,8 @@
 Sources are CSV/TSV/Parquet files or DataFrames read by the forecasting data layer
 (:mod:`lstmkit.data.sources`, so messages point at file lines), or ``arch:NAME``: a
 data set shipped inside the ``arch`` package (``arch:sp500``, ``arch:nasdaq``: daily
-index OHLC and volume, 1999-2018), read from the installed package at run time.
+index OHLC and volume, 1999-2018; ``arch:wti``: daily WTI crude oil closes, 1986-2019),
+read from the installed package at run time.
 
 Layouts:
     long  a close column (``close``, ``adj close``, ``price``, or ``--close``), optional
@@ -35,7 +36,7 @@ from lstmkit.errors import LstmkitError
 
 logger = logging.getLogger("lstmkit.data")
 
-ARCH_DATASETS = ("sp500", "nasdaq")
+ARCH_DATASETS = ("sp500", "nasdaq", "wti")
 FIELDS = ("open", "high", "low", "volume")  # beside the close, each optional
 # accepted spellings, compared without case, spaces, underscores and dashes
 _TIME_NAMES = ("date", "time", "datetime", "timestamp", "day")
@@ -149,7 +150,10 @@ def arch_dataset(name: str) -> pd.DataFrame:
     except ModuleNotFoundError:
         raise LstmkitError("arch:NAME data sets need the arch package: run make setup "
                            "(or pip install -c constraints.txt arch)") from None
-    return module.load()
+    frame = module.load()
+    if frame.shape[1] == 1:  # a single series (FRED's WTI): its closes, holidays left out
+        frame = frame.dropna().set_axis(["close"], axis=1)
+    return frame
 
 
 def _find(frame: pd.DataFrame, names: Sequence[str]) -> str | None:
