@@ -15,6 +15,11 @@ setup: $(STAMP)
 # the package itself is installed without build isolation so no build step can
 # pull another torch into a private build environment.
 $(STAMP): pyproject.toml constraints.txt
+	@# the tuning tests start a PostgreSQL server: install it where we may (root, apt)
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	    ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+	    (apt-get update -q && apt-get install -y -q postgresql) >/dev/null 2>&1 || \
+	    echo "could not install postgresql: its tuning test will be skipped"; fi
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q -c constraints.txt setuptools wheel
 	$(BIN)/python -m pip install -q -c constraints.txt torch==2.13.0

@@ -15,7 +15,8 @@ import sys
 from lstmkit.errors import LstmkitError, RunInterrupted
 
 # command group -> module under lstmkit.cli that defines add_parser(subparsers)
-COMMAND_MODULES = ("demo", "forecast", "experiment", "classify", "lm", "translate", "finance")
+COMMAND_MODULES = ("demo", "forecast", "experiment", "classify", "lm", "translate", "finance",
+                   "tune")
 
 
 def build_parser() -> argparse.ArgumentParser:

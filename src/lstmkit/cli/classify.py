@@ -76,9 +76,15 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
 
 def _add_train(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("train", help="train a classifier and write a run directory")
+    add_run_dir(parser, writes=True)
+    add_fit_options(parser)
+    parser.set_defaults(handler=train_command)
+
+
+def add_fit_options(parser: argparse.ArgumentParser) -> None:
+    """What train reads and how it trains (``lstmkit tune classify`` takes them too)."""
     parser.add_argument("--data", type=Path, required=True,
                         help="training table (CSV, TSV or JSONL)")
-    add_run_dir(parser, writes=True)
     parser.add_argument("--val-data", type=Path,
                         help="validation table (default: hold out --val-fraction)")
     parser.add_argument("--val-fraction", type=float,
@@ -119,7 +125,6 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
                           "weight_decay": 0})
     add_lstm_options(parser)
     add_threads_option(parser)
-    parser.set_defaults(handler=train_command)
 
 
 def _add_predict(commands: argparse._SubParsersAction) -> None:
@@ -160,15 +165,28 @@ def _add_inspect(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=inspect_command)
 
 
-def train_command(args: argparse.Namespace) -> int:
-    from lstmkit.tasks.classify import Classifier, ClassifierConfig
-    from lstmkit.train import TrainConfig, is_main_process
+def config_from_args(args: argparse.Namespace):
+    """The ClassifierConfig the options describe (add_fit_options)."""
+    from lstmkit.tasks.classify import ClassifierConfig
+    from lstmkit.train import TrainConfig
 
     train = TrainConfig(**given(args, TRAIN_FIELDS), progress=not args.quiet)
-    config = ClassifierConfig(**given(args, _CONFIG_FIELDS), lstm_options=lstm_options(args),
-                              train=train)
-    report = Classifier(config).fit(args.data, args.run_dir, resume=args.resume,
-                                    overwrite=args.overwrite, val_data=args.val_data)
+    return ClassifierConfig(**given(args, _CONFIG_FIELDS), lstm_options=lstm_options(args),
+                            train=train)
+
+
+def fit_options(args: argparse.Namespace) -> dict:
+    """fit()'s own arguments beside the data."""
+    return {"val_data": args.val_data}
+
+
+def train_command(args: argparse.Namespace) -> int:
+    from lstmkit.tasks.classify import Classifier
+    from lstmkit.train import is_main_process
+
+    report = Classifier(config_from_args(args)).fit(
+        args.data, args.run_dir, resume=args.resume, overwrite=args.overwrite,
+        **fit_options(args))
     if not is_main_process():
         return 0
     result = report.train

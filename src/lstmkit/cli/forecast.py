@@ -23,12 +23,8 @@ def add_parser(subparsers) -> None:
     commands = forecast.add_subparsers(dest="forecast_command", metavar="COMMAND", required=True)
 
     train = commands.add_parser("train", help="train a forecaster and write its run directory")
-    _add_data_options(train)
-    _add_model_options(train)
+    add_fit_options(train)
     add_run_dir(train, writes=True)
-    train.add_argument("--holdout", type=int, default=None,
-                       help="hold out the last N points of each series and score them "
-                            "against naive and seasonal naive (N <= horizon)")
     train.add_argument("--backtest", type=int, default=0, metavar="WINDOWS",
                        help="also run a rolling-origin backtest over this many windows")
     train.add_argument("--no-report", action="store_true",
@@ -80,6 +76,20 @@ def add_parser(subparsers) -> None:
     plot.set_defaults(handler=_plot)
 
 
+def add_fit_options(parser: argparse.ArgumentParser) -> None:
+    """What train reads and how it trains (``lstmkit tune forecast`` takes them too)."""
+    _add_data_options(parser)
+    _add_model_options(parser)
+    parser.add_argument("--holdout", type=int, default=None,
+                        help="hold out the last N points of each series and score them "
+                             "against naive and seasonal naive (N <= horizon)")
+
+
+def fit_options(args: argparse.Namespace) -> dict:
+    """fit()'s own arguments beside the data."""
+    return {"holdout": args.holdout}
+
+
 def _add_data_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("data")
     group.add_argument("--data", required=True, help="CSV or Parquet file")
@@ -125,7 +135,8 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
                        help="train N models on seeds seed..seed+N-1, combine by the median")
 
 
-def _config(args):
+def config_from_args(args: argparse.Namespace):
+    """The ForecastConfig the options describe (add_fit_options)."""
     from lstmkit.forecast import ForecastConfig
 
     target = args.target[0] if args.target and len(args.target) == 1 else args.target
@@ -149,7 +160,7 @@ def _train(args) -> int:
     from lstmkit.forecast import Forecaster
     from lstmkit.train import is_main_process
 
-    config = _config(args)
+    config = config_from_args(args)
     forecaster = Forecaster(config).fit(args.data, args.run_dir, resume=args.resume,
                                         overwrite=args.overwrite, holdout=args.holdout,
                                         backtest_windows=args.backtest,
@@ -175,7 +186,7 @@ def _backtest(args) -> int:
 
     if args.output:
         check_output_file(args.output, args.overwrite)
-    report = backtest(_config(args), args.data, windows=args.windows, step=args.step,
+    report = backtest(config_from_args(args), args.data, windows=args.windows, step=args.step,
                       refit=args.refit)
     for window in report.details["windows"]:
         print(f"{Evaluation.from_json(window).table()}\n")

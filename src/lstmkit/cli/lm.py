@@ -59,10 +59,16 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
 
 def _add_train(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("train", help="train a language model on text files")
+    add_run_dir(parser, writes=True)
+    add_fit_options(parser)
+    parser.set_defaults(handler=train_command)
+
+
+def add_fit_options(parser: argparse.ArgumentParser) -> None:
+    """What train reads and how it trains (``lstmkit tune lm`` takes them too)."""
     parser.add_argument("--data", nargs="+", default=["stdlib"], metavar="PATH",
                         help="text files or folders (default: stdlib, the Python standard "
                              "library's .py files)")
-    add_run_dir(parser, writes=True)
     parser.add_argument("--pattern", help="files to read inside folders (default *)")
     parser.add_argument("--val-fraction", type=float,
                         help="share of the text, after training's, for validation (default 0.05)")
@@ -95,7 +101,6 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
                          {"epochs": 20, "batch_size": 32, "lr": 0.003, "schedule": "cosine",
                           "warmup_steps": 100, "grad_clip": 1, "patience": 3,
                           "weight_decay": 0})
-    parser.set_defaults(handler=train_command)
 
 
 def _add_evaluate(commands: argparse._SubParsersAction) -> None:
@@ -152,17 +157,29 @@ def _add_inspect(commands: argparse._SubParsersAction) -> None:
 # --------------------------------------------------------------------------- commands
 
 
-def train_command(args: argparse.Namespace) -> int:
-    from lstmkit.tasks.language_model import LanguageModel, LanguageModelConfig
+def config_from_args(args: argparse.Namespace):
+    """The LanguageModelConfig the options describe (add_fit_options)."""
+    from lstmkit.tasks.language_model import LanguageModelConfig
     from lstmkit.train import TrainConfig
 
+    defaults = LanguageModelConfig().train
+    train = TrainConfig(**{**vars(defaults), **given(args, TRAIN_FIELDS),
+                           "progress": not args.quiet})
+    return LanguageModelConfig(**given(args, _CONFIG_FIELDS), train=train)
+
+
+def fit_options(args: argparse.Namespace) -> dict:
+    """fit()'s own arguments beside the data."""
+    return {"cache_dir": args.cache_dir}
+
+
+def train_command(args: argparse.Namespace) -> int:
+    from lstmkit.tasks.language_model import LanguageModel
+
     with log_session(logging.WARNING if args.quiet else logging.INFO):
-        defaults = LanguageModelConfig().train
-        train = TrainConfig(**{**vars(defaults), **given(args, TRAIN_FIELDS),
-                               "progress": not args.quiet})
-        config = LanguageModelConfig(**given(args, _CONFIG_FIELDS), train=train)
-        report = LanguageModel(config).fit(args.data, args.run_dir, resume=args.resume,
-                                           overwrite=args.overwrite, cache_dir=args.cache_dir)
+        report = LanguageModel(config_from_args(args)).fit(
+            args.data, args.run_dir, resume=args.resume, overwrite=args.overwrite,
+            **fit_options(args))
     print(report.summary())
     print(f"run written to {args.run_dir}")
     return 0

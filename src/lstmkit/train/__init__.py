@@ -21,6 +21,7 @@ from lstmkit.train.loop import (
     TrainResult,
     evaluate_loss,
     fit,
+    observe_epochs,
 )
 
 __all__ = [
@@ -34,5 +35,6 @@ __all__ = [
     "evaluate_loss",
     "fit",
     "is_main_process",
+    "observe_epochs",
     "world_size",
 ]

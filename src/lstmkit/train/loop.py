@@ -15,10 +15,11 @@ bookkeeping, and (rank 0) an atomic checkpoint in the run directory.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,22 @@ from lstmkit.train.seeding import epoch_order, seed_everything, seed_step
 logger = logging.getLogger("lstmkit.train")
 
 LossFn = Callable[[torch.nn.Module, Any], torch.Tensor]
+EpochObserver = Callable[[int, float], None]
+_epoch_observers: list[EpochObserver] = []
+
+
+@contextlib.contextmanager
+def observe_epochs(observer: EpochObserver) -> Iterator[None]:
+    """Within the block, every :func:`fit` with validation data calls
+    ``observer(epoch, val_loss)`` after each epoch (once its checkpoint is written). Tuning
+    reports the losses to its pruner this way, without a task passing anything along; an
+    exception the observer raises stops the fit (one process: under torchrun only rank 0
+    would see it)."""
+    _epoch_observers.append(observer)
+    try:
+        yield
+    finally:
+        _epoch_observers.remove(observer)
 
 STOP_COMPLETED = "completed"  # all configured epochs ran
 STOP_EARLY = "early_stopping"  # validation loss stopped improving for `patience` epochs
@@ -437,3 +454,6 @@ class _Trainer:
                             asdict(config), len(self.train_data),
                             self.best_weights if improved else None)
         log_epoch(row, config.epochs)
+        if val_loss is not None:
+            for observer in _epoch_observers:
+                observer(epoch, val_loss)
