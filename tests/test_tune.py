@@ -245,3 +245,21 @@ def test_a_study_of_another_task_is_refused(series, tmp_path, capsys):
     optuna.create_study(study_name="study", storage=storage).set_user_attr("task", "lm")
     assert main(["tune", *tune(series, study)]) == 2
     assert "holds lm trials, not forecast" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--param", "bogus=1:2"], "cannot tune ['bogus']"),
+    (["--param", "lr=0.1:0.01"], "is empty or backwards"),
+    (["--param", "steps=0:10"], "--steps must be a positive integer"),
+    (["--trials", "0"], "--trials must be a whole number of at least 1"),
+])
+def test_bad_search_options_exit_2_and_write_nothing(series, tmp_path, capsys, extra, message):
+    assert main(["tune", *tune(series, tmp_path / "study", *extra)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not (tmp_path / "study").exists()
+
+
+def test_report_of_no_study(tmp_path, capsys):
+    assert main(["tune", "report", "--study-dir", str(tmp_path)]) == 2
+    assert "holds no finished study" in capsys.readouterr().err

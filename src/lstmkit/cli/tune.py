@@ -20,7 +20,7 @@ import importlib
 import logging
 from pathlib import Path
 
-from lstmkit.cli.options import log_session
+from lstmkit.cli.options import add_threads_option, log_session
 
 TASK_CLIS = {"forecast": "lstmkit.cli.forecast", "classify": "lstmkit.cli.classify",
              "lm": "lstmkit.cli.lm"}
@@ -69,8 +69,11 @@ def _add_search_options(parser: argparse.ArgumentParser) -> None:
     search.add_argument("--pruner", choices=("median", "hyperband", "none"), default="median",
                         help="stop poor trials early on their validation loss (classify, lm)")
     search.add_argument("--search-seed", type=int, default=0, help="the sampler's seed")
-    if not any(action.dest == "quiet" for action in parser._actions):
+    given = {action.dest for action in parser._actions}
+    if "quiet" not in given:
         search.add_argument("--quiet", action="store_true", help="no progress output")
+    if "threads" not in given:
+        add_threads_option(parser)
 
 
 def tune_command(args: argparse.Namespace) -> int:

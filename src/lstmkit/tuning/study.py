@@ -143,15 +143,12 @@ class Tuner:
 
     def _study(self, storage: Any, name: str) -> Any:
         optuna = _optuna()
-        sampler = (optuna.samplers.TPESampler(seed=self.seed) if self.sampler == "tpe"
-                   else optuna.samplers.RandomSampler(seed=self.seed))
         pruner = {"median": optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1),
                   "hyperband": optuna.pruners.HyperbandPruner(),
                   "none": optuna.pruners.NopPruner()}[self.pruner]
         try:
-            study = optuna.create_study(study_name=name, storage=storage, sampler=sampler,
-                                        pruner=pruner, direction="minimize",
-                                        load_if_exists=True)
+            study = optuna.create_study(study_name=name, storage=storage, pruner=pruner,
+                                        direction="minimize", load_if_exists=True)
         except Exception as error:
             raise LstmkitError(f"cannot open study {name!r}: {error}") from None
         task = study.user_attrs.get("task")
@@ -161,6 +158,13 @@ class Tuner:
         if task is None:
             study.set_user_attr("task", self.task)
             study.set_user_attr("metric", self.objective.metric)
+        # the k-th worker to join draws from seed + k: workers with one seed would propose
+        # the same options (a lone worker's study stays reproducible from its seed)
+        joined = int(study.user_attrs.get("workers_joined", 0))
+        study.set_user_attr("workers_joined", joined + 1)
+        seed = self.seed + joined
+        study.sampler = (optuna.samplers.TPESampler(seed=seed) if self.sampler == "tpe"
+                         else optuna.samplers.RandomSampler(seed=seed))
         return study
 
     def run(self, study_dir: str | Path, trials: int = 20, time_budget: float | None = None,
@@ -170,7 +174,7 @@ class Tuner:
         if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
             raise LstmkitError(f"--trials must be a whole number of at least 1, got {trials!r}")
         if time_budget is not None and not time_budget > 0:
-            raise LstmkitError(f"--time-budget must be positive, got {time_budget}")
+            raise LstmkitError(f"--search-time must be positive, got {time_budget}")
         study_dir = Path(study_dir)
         if study_dir.exists() and not study_dir.is_dir():
             raise LstmkitError(f"--study-dir {study_dir} is a file; name a folder")
