@@ -8,7 +8,8 @@ in benchmarks/forecast_vs_peers.py; every tool tunes or validates on the months 
 - against neuralforecast's AutoLSTM (Optuna backend, its default search space) with the
   same number of trials: a lower MASE, or the same in at most half the time;
 - two lstmkit workers on one SQLite study finish the same number of trials in about half
-  the wall time of one worker on this 2-core machine.
+  the wall time of one worker on this 2-core machine (trials of equal cost: 1000 steps,
+  one model each, the other options searched).
 
 Every lstmkit study runs as the CLI does (``lstmkit tune forecast``, one thread per
 worker, the default search space); three search seeds. The peers run in their own
@@ -46,10 +47,11 @@ TASK = ["--data", str(AIRLINE), "--target", "Passengers", "--horizon", "24", "--
 PEERS_VENV = RESULTS / "tune-peers-venv"
 
 
-def study(folder: Path, trials: int, seed: int, workers: int = 1) -> dict[str, Any]:
+def study(folder: Path, trials: int, seed: int, workers: int = 1, *options: str
+          ) -> dict[str, Any]:
     """A CLI study with ``workers`` processes at once: wall time, trials, best's scores."""
     command = [*LSTMKIT, "tune", "forecast", *TASK, "--study-dir", str(folder), "--trials",
-               str(trials), "--search-seed", str(seed), "--seed", str(seed)]
+               str(trials), "--search-seed", str(seed), "--seed", str(seed), *options]
     started = time.perf_counter()
     processes = [subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                   text=True) for _ in range(workers)]
@@ -126,9 +128,11 @@ def main() -> None:
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
-        # workers first, on a quiet machine: two processes need both cores
-        one = study(root / "one", 2 * args.trials, seed=0)
-        two = study(root / "two", 2 * args.trials, seed=0, workers=2)
+        # workers first, on a quiet machine: two processes need both cores. Trials of
+        # equal cost (steps and ensemble fixed), so that the two studies do equal work
+        equal = ("--param", "steps=1000", "--param", "ensemble=1")
+        one = study(root / "one", 2 * args.trials, 0, 1, *equal)
+        two = study(root / "two", 2 * args.trials, 0, 2, *equal)
         results["workers"] = {"trials": 2 * args.trials, "one": one["seconds"],
                               "two": two["seconds"]}
         print(f"workers: {results['workers']}", flush=True)

@@ -56,6 +56,9 @@ def main() -> None:
     models = {
         "neuralforecast LSTM (default)": lambda: LSTM(h=args.horizon, random_seed=args.seed,
                                                       enable_progress_bar=False),
+        # benchmarks/forecast_vs_peers.py's "default": the same, reading 36 months
+        "neuralforecast LSTM (default, input 36)": lambda: LSTM(
+            h=args.horizon, input_size=36, random_seed=args.seed, enable_progress_bar=False),
         f"neuralforecast AutoLSTM ({args.trials} trials, optuna)": lambda: AutoLSTM(
             h=args.horizon, num_samples=args.trials, backend="optuna",
             config=_quiet(AutoLSTM.get_default_config(h=args.horizon, backend="optuna"))),

@@ -40,11 +40,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         importlib.import_module(module).add_fit_options(task_parser)
         _add_search_options(task_parser)
         task_parser.set_defaults(handler=tune_command)
-    report = commands.add_parser("report", help="a study's best configuration and trials, "
-                                                "and its report drawn again")
+    report = commands.add_parser("report", help="a study's best configuration, beside the "
+                                                "untuned default (its study.json)")
     report.add_argument("--study-dir", type=Path, required=True)
-    report.add_argument("--storage", help="the study's storage URL (default: its study.db)")
-    report.add_argument("--study-name", help="(default: the study dir's name)")
     report.set_defaults(handler=report_command)
 
 

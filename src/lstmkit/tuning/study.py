@@ -89,7 +89,14 @@ def open_storage(url: str | None, study_dir: Path) -> Any:
             return optuna.storages.JournalStorage(JournalFileBackend(url.removeprefix("journal:")))
         # SQLite: a worker waits for another's write instead of failing at once
         engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
-        return optuna.storages.RDBStorage(url, engine_kwargs=engine)
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs=engine)
+        except Exception as error:
+            # two machines creating the tables at once: the loser finds them made
+            if "duplicate key" not in str(error) and "UNIQUE constraint" not in str(error):
+                raise
+            time.sleep(1.0)
+            return optuna.storages.RDBStorage(url, engine_kwargs=engine)
     except Exception as error:  # SQLAlchemy's and the drivers' errors, of every kind
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error)
         raise LstmkitError(f"cannot open the study storage {_redacted(url)}: {reason}; check "
