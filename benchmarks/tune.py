@@ -6,7 +6,9 @@ in benchmarks/forecast_vs_peers.py; every tool tunes or validates on the months 
 - tuned lstmkit: test MASE at or below neuralforecast's default LSTM, in at most a fifth
   of its time;
 - against neuralforecast's AutoLSTM (Optuna backend, its default search space) with the
-  same number of trials: a lower MASE, or the same in at most half the time;
+  same number of trials: a lower MASE, or the same in at most half the time (AutoLSTM
+  also stops at --peer-search-time seconds, default 15 minutes: its default space has
+  trials that run for most of an hour on this series);
 - two lstmkit workers on one SQLite study finish the same number of trials in about half
   the wall time of one worker on this 2-core machine (trials of equal cost: 1000 steps,
   one model each, the other options searched).
@@ -16,7 +18,7 @@ worker, the default search space); three search seeds. The peers run in their ow
 virtualenv (results/tune-peers-venv: neuralforecast and optuna with torch 2.13.0, made on
 the first run), one after the other, one thread.
 
-    .venv/bin/python benchmarks/tune.py                 # 10 trials each (about 40 minutes)
+    .venv/bin/python benchmarks/tune.py                 # 10 trials each (about 25 minutes)
     .venv/bin/python benchmarks/tune.py --trials 4 --no-peers
 
 Writes results/tune.md and results/tune.json.
@@ -82,17 +84,20 @@ def untuned(seed: int) -> dict[str, Any]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def peers(trials: int) -> dict[str, Any]:
+def peers(trials: int, search_time: float) -> dict[str, Any]:
     python = venvs.venv_python(PEERS_VENV)
     if not venvs.ready(python, "import neuralforecast, optuna"):
         with venvs.pip_in(PEERS_VENV, RESULTS / "tune-peers-venv.log") as pip:
             pip("install", "-c", str(pip.constraints), "neuralforecast", "optuna")
-    with tempfile.TemporaryDirectory() as folder:
+    log = RESULTS / "tune-peers.log"
+    # in a folder of its own: Lightning writes lightning_logs/ where it runs
+    with tempfile.TemporaryDirectory() as folder, open(log, "w") as output_log:
         output = Path(folder) / "peers.json"
         subprocess.run([str(python), str(Path(__file__).parent / "peers/run_autolstm.py"),
                         "--data", str(AIRLINE), "--time", "Date", "--target", "Passengers",
-                        "--horizon", "24", "--trials", str(trials), "--output", str(output)],
-                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                        "--horizon", "24", "--trials", str(trials), "--search-time",
+                        str(search_time), "--output", str(output)],
+                       check=True, cwd=folder, stdout=output_log, stderr=subprocess.STDOUT)
         return json.loads(output.read_text())
 
 
@@ -111,7 +116,8 @@ def markdown(results: dict[str, Any], trials: int) -> str:
         lines.append(f"| lstmkit untuned default (seed {row['seed']}) | {row['test_mase']:.3f} "
                      f"| {row['seconds']:.1f} |")
     for name, row in results.get("peers", {}).items():
-        lines.append(f"| {name} | {row['test_mase']:.3f} | {row['seconds']:.0f} |")
+        done = "" if row["trials"] is None else f" ({row['trials']} trials finished)"
+        lines.append(f"| {name}{done} | {row['test_mase']:.3f} | {row['seconds']:.0f} |")
     workers = results["workers"]
     lines += ["", f"Workers: {workers['trials']} trials on one SQLite study: one worker "
               f"{workers['one']:.0f} s, two workers {workers['two']:.0f} s (ratio "
@@ -124,6 +130,8 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=10)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--no-peers", action="store_true")
+    parser.add_argument("--peer-search-time", type=float, default=900,
+                        help="AutoLSTM's time budget, seconds (default 900)")
     args = parser.parse_args()
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as folder:
@@ -146,7 +154,7 @@ def main() -> None:
                                for key in ("test_mase", "seconds", "validation_mase")}
     results["untuned"] = [{"seed": seed, **untuned(seed)} for seed in range(args.seeds)]
     if not args.no_peers:
-        results["peers"] = peers(args.trials)
+        results["peers"] = peers(args.trials, args.peer_search_time)
         print(f"peers: {results['peers']}", flush=True)
     text = markdown(results, args.trials)
     print(text)
