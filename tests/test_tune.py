@@ -263,3 +263,24 @@ def test_bad_search_options_exit_2_and_write_nothing(series, tmp_path, capsys, e
 def test_report_of_no_study(tmp_path, capsys):
     assert main(["tune", "report", "--study-dir", str(tmp_path)]) == 2
     assert "holds no finished study" in capsys.readouterr().err
+
+
+def test_a_classification_study_prunes_on_validation_loss(tmp_path):
+    sys.path.insert(0, str(SUPPORT))
+    from tasks import write_data
+
+    from lstmkit.classify import Classifier, ClassifierConfig
+    from lstmkit.train import TrainConfig
+
+    write_data("classify", tmp_path / "data")
+    config = ClassifierConfig(embedding_dim=8, hidden_size=8, train=TrainConfig(
+        epochs=3, batch_size=16, patience=None, progress=False))
+    tuner = Tuner("classify", config, tmp_path / "data" / "data.csv", {},
+                  space={"hidden_size": Param("hidden_size", 4, 8, whole=True),
+                         "embedding_dim": 8})
+    result = tuner.run(tmp_path / "study", trials=3)
+    assert result.metric == "validation loss" and sum(result.states.values()) == 3
+    best = Classifier.load(tmp_path / "study" / "best")  # the best trial's own run
+    assert best.config.hidden_size == result.best_options["hidden_size"]
+    assert "stratified" in json.loads((tmp_path / "study" / "study.json").read_text())[
+        "chosen_on"]

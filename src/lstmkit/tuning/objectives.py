@@ -150,15 +150,17 @@ class ForecastObjective(TaskObjective):
 
 class ClassifyObjective(TaskObjective):
     task, metric, prunable = "classify", "validation loss", True
-    data_options = ("data", "text_column", "label_column", "sequence_column", "time_column",
-                    "feature_columns", "val_fraction", "from_lm")
+    data_options = ("data", "text_column", "label_column", "value_columns", "id_column",
+                    "step_column", "frame_length", "val_fraction", "from_lm")
 
     def defaults(self) -> dict[str, Param]:
-        return {"hidden_size": Param("hidden_size", 32, 256, whole=True, log=True),
-                "embedding_dim": Param("embedding_dim", 32, 256, whole=True, log=True),
-                "dropout": Param("dropout", 0.0, 0.5),
-                "pooling": Param("pooling", choices=("last", "mean", "max", "attention")),
-                "lr": Param("lr", 3e-4, 1e-2, log=True)}
+        space = {"hidden_size": Param("hidden_size", 32, 256, whole=True, log=True),
+                 "dropout": Param("dropout", 0.0, 0.5),
+                 "pooling": Param("pooling", choices=("last", "mean", "max", "attention")),
+                 "lr": Param("lr", 3e-4, 1e-2, log=True)}
+        if self.config.data == "text":  # sequences of numbers have no embedding
+            space["embedding_dim"] = Param("embedding_dim", 32, 256, whole=True, log=True)
+        return space
 
     def trial(self, values: dict[str, Any], run_dir: Path) -> float:
         from lstmkit.classify import Classifier
