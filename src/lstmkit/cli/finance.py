@@ -131,21 +131,23 @@ def _add_report(commands: argparse._SubParsersAction) -> None:
 # --------------------------------------------------------------------------- commands
 
 
-def _model(args: argparse.Namespace):
-    from lstmkit.tasks.finance import FinanceConfig, FinanceModel
+def config_from_args(args: argparse.Namespace):
+    """The FinanceConfig the train and backtest options describe."""
+    from lstmkit.tasks.finance import FinanceConfig
     from lstmkit.train import TrainConfig
 
     defaults = FinanceConfig().train
     train = TrainConfig(**{**vars(defaults), **given(args, TRAIN_FIELDS),
                            "progress": not args.quiet})
-    return FinanceModel(FinanceConfig(**given(args, _CONFIG_FIELDS), lstm=lstm_options(args),
-                                      train=train))
+    return FinanceConfig(**given(args, _CONFIG_FIELDS), lstm=lstm_options(args), train=train)
 
 
 def train_command(args: argparse.Namespace) -> int:
+    from lstmkit.tasks.finance import FinanceModel
+
     with log_session(logging.WARNING if args.quiet else logging.INFO):
-        model = _model(args).fit(args.data, args.run_dir, resume=args.resume,
-                                 overwrite=args.overwrite)
+        model = FinanceModel(config_from_args(args)).fit(
+            args.data, args.run_dir, resume=args.resume, overwrite=args.overwrite)
     print(f"trained a {model.config.target} model of {', '.join(model.meta['assets'])} on "
           f"the days until {model.meta['trained_until']}")
     print(f"run written to {args.run_dir}")
@@ -153,8 +155,10 @@ def train_command(args: argparse.Namespace) -> int:
 
 
 def backtest_command(args: argparse.Namespace) -> int:
+    from lstmkit.tasks.finance import FinanceModel
+
     with log_session(logging.WARNING if args.quiet else logging.INFO):
-        model = _model(args)
+        model = FinanceModel(config_from_args(args))
         model.backtest(args.data, args.run_dir, resume=args.resume, overwrite=args.overwrite)
     _print_scores(model)
     print(f"run written to {args.run_dir} (forecasts.csv, report.html)")

@@ -75,6 +75,7 @@ def _add_search_options(parser: argparse.ArgumentParser) -> None:
 
 
 def tune_command(args: argparse.Namespace) -> int:
+    from lstmkit.train.progress import held_back
     from lstmkit.tuning import Tuner, parse_param, read_space_file
 
     cli = importlib.import_module(TASK_CLIS[args.tune_task])
@@ -84,31 +85,13 @@ def tune_command(args: argparse.Namespace) -> int:
         config = cli.config_from_args(args)
         tuner = Tuner(args.tune_task, config, args.data, cli.fit_options(args), space=space,
                       sampler=args.sampler, pruner=args.pruner, seed=args.search_seed)
-        with _quiet_trials(not args.quiet):
+        with held_back("lstmkit.train", "lstmkit.data"):  # the study logs a line per trial
             result = tuner.run(args.study_dir, trials=args.trials, time_budget=args.search_time,
                                storage=args.storage, study_name=args.study_name)
     _print_result(result.task, result.metric, result.best_trial, result.best_value,
                   result.untuned_value, result.best_options, result.states, result.note)
     print(f"best run: {result.best_run}; report: {result.report}")
     return 0
-
-
-class _quiet_trials:
-    """Each trial's own training lines held back (the study logs a line per trial)."""
-
-    def __init__(self, progress: bool) -> None:
-        self.progress = progress
-
-    def __enter__(self) -> None:
-        self.levels = {}
-        for name in ("lstmkit.train", "lstmkit.data"):
-            logger = logging.getLogger(name)
-            self.levels[name] = logger.level
-            logger.setLevel(logging.WARNING)
-
-    def __exit__(self, *exc: object) -> None:
-        for name, level in self.levels.items():
-            logging.getLogger(name).setLevel(level)
 
 
 def _print_result(task: str, metric: str, best_trial: int, best_value: float,

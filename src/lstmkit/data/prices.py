@@ -70,20 +70,6 @@ class PricePanel:
         log_close = np.log(self.close)
         return np.vstack([np.full((1, len(self.assets)), np.nan), np.diff(log_close, axis=0)])
 
-    def head(self, days: int) -> PricePanel:
-        """The first ``days`` trading days."""
-        return PricePanel(self.dates[:days], self.assets,
-                          **{name: None if getattr(self, name) is None
-                             else getattr(self, name)[:days] for name in ("close", *FIELDS)})
-
-    def to_frame(self) -> pd.DataFrame:
-        """The long table: date, asset, close and the optional fields."""
-        columns = {"date": np.repeat(self.dates.values, len(self.assets)),
-                   "asset": np.tile(np.asarray(self.assets, dtype=object), len(self.dates))}
-        for name in ("close", *self.fields):
-            columns[name] = getattr(self, name).reshape(-1)
-        return pd.DataFrame(columns)
-
 
 def read_prices(sources: PriceSource | Sequence[PriceSource], *, close: str | None = None,
                 time: str | None = None, asset_column: str | None = None,

@@ -57,6 +57,12 @@ def plan_shares(
     return shares
 
 
+def already_batched(batch: Any) -> Any:
+    """The collate_fn of a dataset whose ``__getitems__`` gathers a whole batch itself
+    (by tensor indexing): the batch as it comes."""
+    return batch
+
+
 def fetch(
     dataset: Dataset, indices: np.ndarray, collate_fn: Callable[[list], Any] | None
 ) -> Any:

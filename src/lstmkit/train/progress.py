@@ -7,13 +7,31 @@ goes to the ``lstmkit.train`` logger at INFO level (the CLI decides whether to s
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 from tqdm import tqdm
 
 logger = logging.getLogger("lstmkit.train")
+
+
+@contextlib.contextmanager
+def held_back(*names: str) -> Iterator[None]:
+    """Within the block, the named loggers (default: the loop's) pass warnings and errors
+    only: for work that trains many small models and reports one line per model itself
+    (a backtest's blocks, a study's trials)."""
+    loggers = [logging.getLogger(name) for name in names or ("lstmkit.train",)]
+    levels = [each.level for each in loggers]
+    for each, level in zip(loggers, levels):
+        each.setLevel(max(level, logging.WARNING))
+    try:
+        yield
+    finally:
+        for each, level in zip(loggers, levels):
+            each.setLevel(level)
 
 
 class EpochProgress:

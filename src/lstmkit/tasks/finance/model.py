@@ -10,11 +10,9 @@ from its last finished block to the same result.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import io
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +47,8 @@ from lstmkit.tasks.finance.walk_forward import (
 )
 from lstmkit.tasks.lifecycle import Evaluation, Task, config_from_json
 from lstmkit.train import fit
+from lstmkit.train.batches import already_batched
+from lstmkit.train.progress import held_back
 
 WEIGHTS_FILE = "model.safetensors"
 SCALER_FILE = "scaler.json"
@@ -58,22 +58,6 @@ WINDOWS_FILE = "last_windows.safetensors"  # the last input windows, for the gat
 PROGRESS = "walk_forward"  # the backtest's per-block checkpoint, inside the run's work
 
 logger = logging.getLogger("lstmkit.finance")
-
-
-@contextlib.contextmanager
-def _one_line_per_block() -> Iterator[None]:
-    """The training loop's per-epoch lines held back: a backtest reports per block."""
-    loop_logger = logging.getLogger("lstmkit.train")
-    previous = loop_logger.level
-    loop_logger.setLevel(max(previous, logging.WARNING))
-    try:
-        yield
-    finally:
-        loop_logger.setLevel(previous)
-
-
-def _already_batched(batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
-    return batch
 
 
 class FinanceModel(Task):
@@ -191,7 +175,7 @@ class FinanceModel(Task):
             val_data=OriginWindows(scaled, prior, scaled_targets, fold.validation,
                                    config.window),
             run_dir=None if run is None else run.work / "training",
-            resume=run is not None and run.resumed, collate_fn=_already_batched,
+            resume=run is not None and run.resumed, collate_fn=already_batched,
             started=started)
         self.net = net.eval()
         self.last_windows = self._windows(scaled, fold.test[-1])
@@ -235,7 +219,7 @@ class FinanceModel(Task):
         done, blocks, weights, garch = self._restore(run, len(panel.assets))
         for index in range(done, len(folds)):
             fold = folds[index]
-            with _one_line_per_block():
+            with held_back():  # a line per block instead of per epoch
                 scaled, prior = self._train_fold(features, outcome, ewma, fold, weights, index)
             logger.info("block %d/%d: refitted on %s to %s, tested %s to %s", index + 1,
                         len(folds), *(str(panel.dates[int(day)].date()) for day in (

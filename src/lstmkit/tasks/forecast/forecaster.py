@@ -28,6 +28,7 @@ from lstmkit.tasks.forecast.network import ForecastLoss, ForecastNet
 from lstmkit.tasks.forecast.scoring import score_forecasts
 from lstmkit.tasks.lifecycle import Evaluation, Task, config_from_json
 from lstmkit.train import TrainConfig, fit
+from lstmkit.train.batches import already_batched
 
 MIN_STEPS_PER_EPOCH = 50  # small data: repeat the windows so checkpoints are not per step
 WEIGHTS_FILE = "model.safetensors"
@@ -52,10 +53,6 @@ class _Windows(Dataset):
     def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, ...]:
         rows = torch.as_tensor(indices) % self.count
         return tuple(t[rows] for t in self.tensors)
-
-
-def _already_batched(batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
-    return batch
 
 
 class Forecaster(Task):
@@ -146,7 +143,7 @@ class Forecaster(Task):
             result = fit(net, _Windows(tensors, repeats), ForecastLoss(config.quantiles),
                          dataclasses.replace(train, seed=seed), run_dir=member_dir,
                          resume=run is not None and run.resumed and member_dir.exists(),
-                         collate_fn=_already_batched)
+                         collate_fn=already_batched)
             self.members.append(net.eval())
             self.histories.append(result.history)
         self.fit_seconds = time.perf_counter() - started
