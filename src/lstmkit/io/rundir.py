@@ -442,6 +442,19 @@ class FinishedRun:
         return config
 
 
+def task_of(path: str | Path) -> str:
+    """The task that wrote the finished run at ``path`` (as its manifest names it)."""
+    path = Path(path)
+    if not is_finished(path):
+        FinishedRun(path, "")  # raises the error that says what the directory is instead
+    manifest = parse_json((path / MANIFEST_FILE).read_text(encoding="utf-8"),
+                          str(path / MANIFEST_FILE))
+    task = manifest.get("task") if isinstance(manifest, dict) else None
+    if not isinstance(task, str):
+        raise LstmkitError(f"{path / MANIFEST_FILE} is damaged; train the run again")
+    return task
+
+
 def load_run(path: str | Path, task: str, read: Callable[[FinishedRun], T]) -> T:
     """``read(run)`` on the finished run at ``path``, with every file it reads from one
     and the same run: when a run is swapped in meanwhile, it reads the new one anew.

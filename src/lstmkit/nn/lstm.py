@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from torch import Tensor, nn
 
 from lstmkit.kernels import fused, native, reference, resolve_backend
@@ -208,6 +210,24 @@ class LSTM(RecurrentLayer):
         self._check_features(x)
         output, final = self._run(x, self._initial_state(state, x, unbatched=False), None)
         return output[0], final
+
+    def streaming_step(self) -> Callable[[Tensor, tuple[Tensor, Tensor] | None],
+                                         tuple[Tensor, tuple[Tensor, Tensor]]]:
+        """The fastest one-step function for inference, same contract as :meth:`step`.
+
+        Where the native kernel runs, it is ``native.Stream`` over the weights as they are
+        now (copied once; no autograd; the state advances in place, so pass copies of a
+        state you still need); else the layer's own ``step``. For eval mode.
+        """
+        if self.bidirectional:
+            raise ValueError("streaming needs a unidirectional LSTM: a backward pass needs "
+                             "the future")
+        weight = self.weight_ih_l0
+        if (self.backend in ("auto", "native")
+                and native.config_blocker(weight.device, weight.dtype) is None
+                and native.unavailable_reason() is None):
+            return native.Stream(self.layer_weights(), self.zoneout)
+        return self.step
 
     def extra_repr(self) -> str:
         s = super().extra_repr() + variant_repr(self.peephole, self.layer_norm, self.zoneout,

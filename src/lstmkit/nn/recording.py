@@ -7,6 +7,9 @@ from contextlib import contextmanager
 
 from torch import Tensor
 
+GATE_NAMES = {"forget": "f", "input": "i", "output": "o"}
+"""The three gates by name -> their keys in a recorded step."""
+
 
 class GateTrace:
     """What record_gates collected: one entry per forward call.

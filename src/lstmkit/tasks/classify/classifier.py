@@ -35,7 +35,7 @@ from lstmkit.errors import LstmkitError
 from lstmkit.io.files import atomic_write_json, read_json
 from lstmkit.io.rundir import CONFIG_FILE, FinishedRun, Run, write_config
 from lstmkit.io.weights import save_weights
-from lstmkit.nn import record_gates
+from lstmkit.nn import GATE_NAMES, record_gates
 from lstmkit.tasks.classify.baselines import (
     Baseline,
     NearestNeighbourBaseline,
@@ -403,7 +403,8 @@ class Classifier(Task):
             pooled = net.encode(inputs, lengths)
             probabilities = torch.softmax(net.head(pooled.features), dim=1)[0]
         top_forward = (net.encoder.num_layers - 1) * net.encoder.num_directions
-        cells = trace.last[top_forward]["c"][0].numpy()  # batch_first (1, T, H) -> (T, H)
+        top = {name: t[0].numpy() for name, t in trace.last[top_forward].items()}  # (T, H)
+        cells = top["c"]
         if units is None:
             units = np.argsort(-cells.std(axis=0), kind="stable")[:top_units].tolist()
         bad = [u for u in units if not 0 <= u < cells.shape[1]]
@@ -411,8 +412,10 @@ class Classifier(Task):
             raise LstmkitError(f"cell units {bad} do not exist; the top layer has units 0 .. "
                                f"{cells.shape[1] - 1}")
         attention = pooled.attention[0].numpy() if pooled.attention is not None else None
-        return Explanation(tokens, attention, cells[:, list(units)], list(units),
-                           dict(zip(self.classes, probabilities.tolist())), joiner)
+        units = list(units)
+        gates = {name: top[key][:, units] for name, key in GATE_NAMES.items()}
+        return Explanation(tokens, attention, cells[:, units], units,
+                           dict(zip(self.classes, probabilities.tolist())), joiner, gates)
 
     def _require_model(self) -> SequenceClassifierNet:
         if self.net is None:

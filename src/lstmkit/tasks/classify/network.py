@@ -96,6 +96,10 @@ class SequenceClassifierNet(nn.Module):
         # dropout on embeddings only: dropping raw numeric features would erase the signal
         x = self.dropout(self.embedding(inputs)) if self.embedding is not None else inputs
         outputs, (h_n, _) = self.encoder(x, lengths=lengths)  # x (B, T, F) -> (B, T, D)
+        return self.pool(outputs, lengths, h_n)
+
+    def pool(self, outputs: Tensor, lengths: Tensor, h_n: Tensor) -> Pooled:
+        """The encoder's outputs (B, T, D) and final states h_n (L * D, B, P) -> summary."""
         T = outputs.shape[1]
         mask = torch.arange(T, device=outputs.device) < lengths.to(outputs.device)[:, None]
         if self.pooling == "attention":

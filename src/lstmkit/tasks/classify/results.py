@@ -55,7 +55,8 @@ class Explanation:
     """Where the model looked and what chosen cell units did, for one input.
 
     ``attention`` (T,) is None unless the pooling is attention; ``cells`` is (T, U):
-    the cell state c_t of ``units`` in the top layer's forward direction. ``joiner``
+    the cell state c_t of ``units`` in the top layer's forward direction, and ``gates``
+    their "forget", "input" and "output" gates, each (T, U). ``joiner``
     goes between tokens to show them as text ("" when tokens carry their own spaces).
     """
 
@@ -65,3 +66,4 @@ class Explanation:
     units: list[int]
     probabilities: dict[str, float]
     joiner: str
+    gates: dict[str, np.ndarray]

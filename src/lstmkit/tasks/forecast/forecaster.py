@@ -17,7 +17,7 @@ from torch.utils.data import Dataset
 from lstmkit.data.scaling import SeriesScaler
 from lstmkit.data.splits import cut_data
 from lstmkit.data.timeseries import ForecastData
-from lstmkit.data.windows import make_prediction_input, make_windows
+from lstmkit.data.windows import PredictionInput, make_prediction_input, make_windows
 from lstmkit.errors import LstmkitError
 from lstmkit.io.files import atomic_write_json
 from lstmkit.io.rundir import FinishedRun, Run, write_config
@@ -209,23 +209,40 @@ class Forecaster(Task):
                 f"{data.feature_names}; use the same columns as in training"
             )
 
-    @torch.no_grad()
     def forecast_quantiles(self, data: Any) -> tuple[np.ndarray, tuple[pd.DatetimeIndex, ...]]:
         """Quantile forecasts past the end of each series: (S, H, Q) in data units, times."""
+        inputs = self.prediction_input(data)
+        return self.to_data_units(inputs, self.network_quantiles(inputs.x, inputs.future,
+                                                                 inputs.series_id))
+
+    # forecast_quantiles in its three stages: a server batches the middle one across requests
+
+    def prediction_input(self, data: Any) -> PredictionInput:
+        """The scaled last window of each series of ``data`` and its horizon's features."""
         self._require_fitted()
         data = self.config.load(data)
         self._check_same_series(data)
         config = self.config
-        inputs = make_prediction_input(self.scaler.transform(data), config.window,
-                                       config.horizon, window_center=config.window_center,
-                                       window_scale=config.window_scale)
+        return make_prediction_input(self.scaler.transform(data), config.window,
+                                     config.horizon, window_center=config.window_center,
+                                     window_scale=config.window_scale)
+
+    @torch.no_grad()
+    def network_quantiles(self, x: torch.Tensor, future: torch.Tensor,
+                          series_id: torch.Tensor) -> torch.Tensor:
+        """The ensemble on scaled windows: x (N, L, F), future (N, H, Ff), series_id (N,) ->
+        (N, H, Q) scaled quantiles, the element-wise median of the members'."""
         per_member = torch.stack([
-            self._roll_out(net, inputs.x, inputs.future, inputs.series_id).sort(dim=-1).values
+            self._roll_out(net, x, future, series_id).sort(dim=-1).values
             for net in self.members
-        ])  # (M, S, H, Q), each member's quantiles in order (no crossing)
+        ])  # (M, N, H, Q), each member's quantiles in order (no crossing)
         # the element-wise median of ordered vectors is ordered too
-        combined = per_member.median(dim=0).values
-        normalised = inputs.invert(combined.double().numpy())
+        return per_member.median(dim=0).values
+
+    def to_data_units(self, inputs: PredictionInput, quantiles: torch.Tensor
+                      ) -> tuple[np.ndarray, tuple[pd.DatetimeIndex, ...]]:
+        """network_quantiles' output for ``inputs`` in data units (S, H, Q), and the times."""
+        normalised = inputs.invert(quantiles.double().numpy())
         ids = inputs.series_id.numpy()
         return self.scaler.inverse_target(normalised, ids), inputs.times
 
@@ -247,7 +264,10 @@ class Forecaster(Task):
     def predict(self, data: Any) -> pd.DataFrame:
         """The next ``horizon`` steps of every series: columns series, time, forecast and
         one column per quantile (q0.1, q0.5, ...); ``forecast`` is the median."""
-        values, times = self.forecast_quantiles(data)  # (S, H, Q)
+        return self.forecast_frame(*self.forecast_quantiles(data))
+
+    def forecast_frame(self, values: np.ndarray, times: tuple[pd.Index, ...]) -> pd.DataFrame:
+        """forecast_quantiles' output (S, H, Q) and times as predict's table."""
         S, H, Q = values.shape
         columns: dict[str, Any] = {
             "series": np.repeat(np.asarray(self.meta["series"], dtype=object), H),

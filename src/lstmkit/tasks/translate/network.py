@@ -12,7 +12,6 @@ from torch import Tensor, nn
 
 from lstmkit.data.parallel_text import TranslationBatch
 from lstmkit.data.tokenizers import PAD_ID
-from lstmkit.kernels import native
 from lstmkit.nn import LSTM, Attention, SelfAttention
 from lstmkit.tasks.translate.config import TranslationConfig
 
@@ -144,14 +143,8 @@ class TranslationNet(nn.Module):
     # ------------------------------------------------------------------ decoding
 
     def stepper(self) -> Callable[[Tensor, Pair], tuple[Tensor, Pair]]:
-        """The decoder's one-step function for inference: the native streaming step
-        (weights copied once, no autograd) where it runs, else the layer's own step."""
-        weight = self.decoder.weight_ih_l0
-        if (self.decoder.backend in ("auto", "native")
-                and native.config_blocker(weight.device, weight.dtype) is None
-                and native.unavailable_reason() is None):
-            return native.Stream(self.decoder.layer_weights(), self.decoder.zoneout)
-        return self.decoder.step
+        """The decoder's one-step function for inference (see LSTM.streaming_step)."""
+        return self.decoder.streaming_step()
 
     def step(self, stepper: Callable, tokens: Tensor, state: DecoderState, encoded: Encoded,
              beams: int) -> Step:
