@@ -20,6 +20,10 @@ $(STAMP): pyproject.toml constraints.txt
 	    ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
 	    (apt-get update -q && apt-get install -y -q postgresql) >/dev/null 2>&1 || \
 	    echo "could not install postgresql: its tuning test will be skipped"; fi
+	@# the explorer page's test drives Debian's chromium (playwright's own download needs network)
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && [ ! -x /usr/bin/chromium ]; then \
+	    (apt-get update -q && apt-get install -y -q chromium) >/dev/null 2>&1 || \
+	    echo "could not install chromium: the explorer page's browser test will be skipped"; fi
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q -c constraints.txt setuptools wheel
 	$(BIN)/python -m pip install -q -c constraints.txt torch==2.13.0

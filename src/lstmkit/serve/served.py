@@ -106,8 +106,10 @@ def read_table(body: TableBody | ExplainBody) -> pd.DataFrame:
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """A frame as JSON-ready rows (times as ISO text)."""
-    return json.loads(frame.to_json(orient="records", date_format="iso"))
+    """A frame as JSON-ready rows, its date columns written as _time_labels writes them."""
+    dates = frame.select_dtypes("datetime").columns
+    frame = frame.assign(**{c: _time_labels(pd.DatetimeIndex(frame[c])) for c in dates})
+    return json.loads(frame.to_json(orient="records"))
 
 
 # --------------------------------------------------------------------------- forecasting
@@ -459,7 +461,8 @@ class ServedTranslator(ServedModel):
         source_tokenizer = self.model.source_tokenizer
         ids = torch.tensor([source_tokenizer.encode(body.text.strip())])
         _, gates = gate_view(net.encoder, lambda: net.encode(ids, torch.tensor([ids.shape[1]])))
-        return {"model": self.name, "task": self.task, "summary": alignment.translation,
+        return {"model": self.name, "task": self.task,
+                "summary": alignment.translation or "(the translation is empty)",
                 "translation": alignment.translation, "steps": alignment.source_pieces,
                 "gates": gates,
                 "attention": {"rows": alignment.target_pieces,
