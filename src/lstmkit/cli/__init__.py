@@ -16,7 +16,7 @@ from lstmkit.errors import LstmkitError, RunInterrupted
 
 # command group -> module under lstmkit.cli that defines add_parser(subparsers)
 COMMAND_MODULES = ("demo", "forecast", "experiment", "classify", "lm", "translate", "finance",
-                   "tune", "serve")
+                   "tune", "serve", "export")
 
 
 def build_parser() -> argparse.ArgumentParser:

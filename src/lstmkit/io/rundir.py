@@ -258,7 +258,7 @@ def open_run(path: str | Path, task: str, overwrite: bool = False, resume: bool 
             yield Run(path, work, resume, writer=True)
             write_manifest(work, task)
             if swap:
-                _swap_in(work, path)
+                swap_in(work, path)
         except KeyboardInterrupt:
             if not resumable:
                 _discard(work, created)
@@ -304,7 +304,7 @@ def _exchange(first: Path, second: Path) -> bool:
     return result == 0
 
 
-def _swap_in(staging: Path, target: Path) -> None:
+def swap_in(staging: Path, target: Path) -> None:
     """Put ``staging`` at ``target``; the old ``target`` is removed only afterwards."""
     if not target.exists() or (target.is_dir() and not any(target.iterdir())):
         os.replace(staging, target)  # rename(2) may replace an empty directory
