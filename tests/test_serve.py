@@ -292,3 +292,29 @@ def test_cli_refuses_bad_arguments(runs, tmp_path, arguments, message):
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2, result.stderr
     assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_concurrent_session_steps_share_one_step(runs):
+    app = served_app({"lm": runs["lm"]})
+    served = app.state.models["lm"]
+    prefixes = ["def a", "def b(", "return", "x", "def c(y):", "   ", "a(x)", "d"]
+
+    async def push_all(client, sessions, text):
+        return await asyncio.gather(*(client.post(f"/v1/sessions/{s}", json={"text": text})
+                                      for s in sessions))
+
+    async def run():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            sessions = [(await client.post("/v1/models/lm/sessions", json={"text": p}))
+                        .json()["session"] for p in prefixes]
+            calls = served.steps.batcher.calls
+            answers = await push_all(client, sessions, ":")
+            return answers, served.steps.batcher.calls - calls
+
+    answers, calls = asyncio.run(run())
+    assert calls < len(prefixes)  # the eight one-token pushes shared step calls
+    client = TestClient(app)
+    for prefix, answer in zip(prefixes, answers):
+        alone = client.post("/v1/models/lm/explain", json={"text": prefix + ":"}).json()
+        assert [g["token"] for g in answer.json()["next"]] == [g["token"] for g in alone["next"]]

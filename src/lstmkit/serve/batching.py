@@ -3,8 +3,13 @@
 Requests that arrive while the network is busy wait in a queue; when it is free, all
 waiting requests (up to ``max_batch``) go through it as one batch. Nothing waits on a
 timer: a lone request runs at once, and under load the batch grows by itself with the
-number of requests that arrived during the previous call. The network runs in a worker
-thread, so the event loop keeps reading and parsing requests meanwhile.
+number of requests that arrived during the previous call.
+
+Where the call is long and releases Python's lock (a network over a batch), it runs in
+a worker thread so the event loop keeps reading requests meanwhile; where it is short
+(one streaming step: tens of microseconds, holding the lock), a thread hop would cost
+more than it, so it runs on the event loop after letting the requests already read
+join the batch.
 """
 
 from __future__ import annotations
@@ -23,8 +28,9 @@ class MicroBatcher:
     are concatenated along dim 0 with the others' and its own rows are cut back out.
     """
 
-    def __init__(self, function: Callable[..., torch.Tensor], max_batch: int = 256) -> None:
-        self.function, self.max_batch = function, max_batch
+    def __init__(self, function: Callable[..., torch.Tensor], max_batch: int = 256,
+                 in_thread: bool = True) -> None:
+        self.function, self.max_batch, self.in_thread = function, max_batch, in_thread
         self._queue: list[tuple[Sequence[torch.Tensor], asyncio.Future]] = []
         self._running = False
         self.calls = 0  # network calls made, for the metadata endpoint and the tests
@@ -40,6 +46,8 @@ class MicroBatcher:
 
     async def _drain(self) -> None:
         try:
+            if not self.in_thread:
+                await asyncio.sleep(0)  # the handlers already running reach run() too
             while self._queue:
                 batch, taken = [], 0
                 while self._queue and (not batch or
@@ -54,7 +62,10 @@ class MicroBatcher:
     async def _call(self, batch: list[tuple[Sequence[torch.Tensor], Any]]) -> None:
         joined = [torch.cat(parts) for parts in zip(*(tensors for tensors, _ in batch))]
         try:
-            output = await asyncio.to_thread(self.function, *joined)
+            if self.in_thread:
+                output = await asyncio.to_thread(self.function, *joined)
+            else:
+                output = self.function(*joined)
         except Exception as error:  # every waiting request gets the failure
             for _, future in batch:
                 if not future.done():
@@ -68,3 +79,42 @@ class MicroBatcher:
             if not future.done():  # a client that hung up cancelled its future
                 future.set_result(output[start:start + rows])
             start += rows
+
+
+class StepBatcher:
+    """One LSTM step for many streams at once: ``await batcher.step(x_t, state)`` ->
+    (output (1, P), head (1, K) or None, new state), for x_t (1, I) and state
+    (h (L, 1, P), c (L, 1, H)) or None (zeros).
+
+    ``step`` is a layer's streaming step (lstmkit.nn.LSTM.streaming_step); ``head``, if
+    given, maps the batch's outputs (B, P) to (B, K) in the same call (a language
+    model's next-token guesses). At batch 1 a step is bound by reading the weights, so
+    B streams stepped together cost little more than one.
+    """
+
+    def __init__(self, step: Callable, num_layers: int, hidden_size: int, output_size: int,
+                 head: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
+        self.step_function, self.head = step, head
+        self.L, self.H, self.P = num_layers, hidden_size, output_size
+        self.batcher = MicroBatcher(self._step_rows, in_thread=False)
+
+    async def step(self, x_t: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor] | None
+                   ) -> tuple[torch.Tensor, torch.Tensor | None,
+                              tuple[torch.Tensor, torch.Tensor]]:
+        L, H, P = self.L, self.H, self.P
+        if state is None:
+            state = (x_t.new_zeros(L, 1, P), x_t.new_zeros(L, 1, H))
+        # a stream's state as one row: (L, 1, P) -> (1, L * P), batched along rows
+        row = await self.batcher.run(x_t, state[0].reshape(1, L * P), state[1].reshape(1, L * H))
+        h, c, output, head = row.split([L * P, L * H, P, row.shape[1] - L * (P + H) - P], dim=1)
+        return output, head if self.head else None, (h.view(L, 1, P), c.view(L, 1, H))
+
+    def _step_rows(self, x: torch.Tensor, h: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        B, L = len(x), self.L
+        state = (h.view(B, L, self.P).transpose(0, 1).contiguous(),  # (L, B, P)
+                 c.view(B, L, self.H).transpose(0, 1).contiguous())  # (L, B, H)
+        output, (h, c) = self.step_function(x, state)
+        parts = [h.transpose(0, 1).reshape(B, -1), c.transpose(0, 1).reshape(B, -1), output]
+        if self.head is not None:
+            parts.append(self.head(output))
+        return torch.cat(parts, dim=1)  # (B, L*P + L*H + P + K)

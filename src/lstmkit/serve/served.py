@@ -24,11 +24,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 
 from lstmkit.errors import LstmkitError
 from lstmkit.io.rundir import task_of
-from lstmkit.serve.batching import MicroBatcher
+from lstmkit.serve.batching import MicroBatcher, StepBatcher
 from lstmkit.serve.gates import gate_view
 from lstmkit.serve.limits import Limits, RequestError
 from lstmkit.serve.schemas import (
@@ -54,6 +53,13 @@ class ServedModel:
 
     def __init__(self, name: str, run_dir: Path, model: Any, limits: Limits) -> None:
         self.name, self.run_dir, self.model, self.limits = name, run_dir, model, limits
+        # served models never train: without gradients nothing records a graph, in any
+        # thread and across the awaits of a request (no_grad is per thread, per block)
+        for network in self.networks():
+            network.eval().requires_grad_(False)
+
+    def networks(self) -> list[torch.nn.Module]:
+        return [self.model.net]
 
     def info(self) -> dict[str, Any]:
         return {"name": self.name, "task": self.task, "run": str(self.run_dir),
@@ -125,6 +131,9 @@ class ServedForecaster(ServedModel):
         from lstmkit.forecast import Forecaster
 
         return cls(name, run_dir, Forecaster.load(run_dir), limits)
+
+    def networks(self) -> list[torch.nn.Module]:
+        return self.model.members
 
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
@@ -205,7 +214,12 @@ class ServedClassifier(ServedModel):
 
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
-        self.streaming = not self.model.net.encoder.bidirectional
+        encoder = self.model.net.encoder
+        self.streaming = not encoder.bidirectional
+        if self.streaming:  # one streaming step for every session (it holds the weights)
+            self.step = encoder.streaming_step()
+            self.steps = StepBatcher(self.step, encoder.num_layers, encoder.hidden_size,
+                                     encoder.output_size)
 
     def describe(self) -> dict[str, Any]:
         config = self.model.config
@@ -271,12 +285,10 @@ class ClassifierStream:
     def __init__(self, served: ServedClassifier) -> None:
         self.served = served
         self.net = served.model.net
-        self.step = self.net.encoder.streaming_step()
         self.state: tuple[torch.Tensor, torch.Tensor] | None = None
         self.outputs: list[torch.Tensor] = []  # (1, P) per step: pooling reads them all
 
-    @torch.no_grad()
-    def push(self, body: PushBody) -> dict[str, Any]:
+    async def push(self, body: PushBody) -> dict[str, Any]:
         served = self.served
         x = self._inputs(body)  # (T, F)
         served._check_steps(len(self.outputs) + len(x), "steps in the session")
@@ -287,10 +299,15 @@ class ClassifierStream:
             (output, (h, c)), view = gate_view(encoder, lambda: encoder(x[None], state))
             self.outputs.extend(output[0].split(1))
             self.state = (h, c)
+        elif len(x) == 1:  # one step: batched with the other sessions' steps
+            h_t, _, self.state = await served.steps.step(x, self.state)
+            self.outputs.append(h_t)
         else:
+            state = self.state or _zero_state(self.net.encoder, x)
             for x_t in x.split(1):  # (1, F)
-                h_t, self.state = self.step(x_t, self.state)
-                self.outputs.append(h_t.clone())  # the streaming step reuses its output
+                h_t, state = served.step(x_t, state)
+                self.outputs.append(h_t)
+            self.state = state
         outputs = torch.cat(self.outputs)[None]  # (1, T, P)
         pooled = self.net.pool(outputs, torch.tensor([outputs.shape[1]]), self.state[0])
         probabilities = torch.softmax(self.net.head(pooled.features), dim=1)[0]
@@ -345,8 +362,13 @@ class ServedLanguageModel(ServedModel):
 
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
-        self.model.net.eval()
-        self.stack = self.model.net.stacked_lstm().eval()  # one module: one streaming step
+        stack = self.stack = self.model.net.stacked_lstm().eval()  # one module, one step
+        stack.requires_grad_(False)
+        self.step = stack.streaming_step()  # shared by every session (it holds the weights)
+        self.steps = StepBatcher(self.step, stack.num_layers, stack.hidden_size,
+                                 stack.output_size, head=self.guesses)
+        tokenizer = self.model.tokenizer
+        self.token_texts = [tokenizer.decode([k]) for k in range(tokenizer.vocab_size)]
 
     def describe(self) -> dict[str, Any]:
         return {"tokenizer": self.model.tokenizer.kind,
@@ -362,11 +384,25 @@ class ServedLanguageModel(ServedModel):
 
     def next_tokens(self, hidden: torch.Tensor) -> list[dict[str, Any]]:
         """The likeliest next tokens after top-layer output ``hidden`` (P,)."""
+        return self.named_guesses(self.guesses(hidden[None])[0])
+
+    def guesses(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Top-layer outputs (B, P) -> (B, 2K): the K likeliest next tokens' probabilities,
+        then their ids (as floats, so one tensor carries both)."""
         net = self.model.net
-        probabilities = F.softmax(net.decoder(net.projection(hidden)), dim=-1)
-        top = probabilities.topk(TOP_NEXT)
-        return [{"token": self.model.tokenizer.decode([int(k)]), "p": round(float(p), 6)}
-                for p, k in zip(top.values, top.indices)]
+        top = net.decoder(net.projection(hidden)).softmax(dim=-1).topk(TOP_NEXT)
+        return torch.cat([top.values, top.indices.to(top.values.dtype)], dim=1)
+
+    def named_guesses(self, guesses: torch.Tensor) -> list[dict[str, Any]]:
+        """One row of :meth:`guesses` as [{"token": text, "p": probability}, ...]."""
+        values = guesses.tolist()
+        return [{"token": self.token_texts[int(k)], "p": round(p, 6)}
+                for p, k in zip(values[:TOP_NEXT], values[TOP_NEXT:])]
+
+    def embed(self, ids: list[int]) -> torch.Tensor:
+        """Token ids -> their embeddings (T, E); one token by slicing (no index tensor)."""
+        table = self.model.net.embedding.weight
+        return table[ids[0]:ids[0] + 1] if len(ids) == 1 else table[torch.tensor(ids)]
 
     def token_ids(self, text: str) -> list[int]:
         ids = self.model.tokenizer.encode(text)
@@ -402,15 +438,13 @@ class LanguageModelStream:
 
     def __init__(self, served: ServedLanguageModel) -> None:
         self.served = served
-        self.step = served.stack.streaming_step()
         self.state: tuple[torch.Tensor, torch.Tensor] | None = None
 
-    @torch.no_grad()
-    def push(self, body: PushBody) -> dict[str, Any]:
+    async def push(self, body: PushBody) -> dict[str, Any]:
         served = self.served
         if body.text is None:
             raise RequestError(422, "wrong_input", "a language model reads text: push 'text'")
-        x = served.model.net.embedding(torch.tensor(served.token_ids(body.text)))  # (T, E)
+        x = served.embed(served.token_ids(body.text))  # (T, E)
         answer: dict[str, Any] = {}
         if body.gates:
             stack = served.stack
@@ -418,10 +452,15 @@ class LanguageModelStream:
             (output, self.state), answer["gates"] = gate_view(
                 stack, lambda: stack(x[None], state))
             hidden = output[0, -1]
+        elif len(x) == 1:  # one token: stepped and guessed with the other sessions' tokens
+            _, guesses, self.state = await served.steps.step(x, self.state)
+            answer["next"] = served.named_guesses(guesses[0])
+            return answer
         else:
+            state = self.state or _zero_state(served.stack, x)
             for x_t in x.split(1):  # (1, E)
-                h_t, self.state = self.step(x_t, self.state)
-            hidden = h_t[0]
+                h_t, state = served.step(x_t, state)
+            self.state, hidden = state, h_t[0]
         answer["next"] = served.next_tokens(hidden)
         return answer
 

@@ -3,7 +3,8 @@
 A session holds what one client's stream needs between requests (for an LSTM, its
 (h, c) and little else), so memory grows with the number of open sessions only, and
 that number is capped. Sessions unused for ``ttl`` seconds expire; expired ones are
-swept whenever a session is opened or looked up, so no background task is needed.
+swept when a session is opened or looked up (at most every SWEEP_EVERY seconds: a
+sweep visits every session), so no background task is needed.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from lstmkit.serve.limits import RequestError
+
+SWEEP_EVERY = 0.5  # seconds between sweeps, at most
 
 
 @dataclass
@@ -35,6 +38,7 @@ class SessionStore:
         self._sessions: dict[str, Session] = {}
         self._expired: dict[str, float] = {}  # id -> when it expired, to say "expired"
         self._guard = threading.Lock()
+        self._swept = -float("inf")
 
     def __len__(self) -> int:
         return len(self._sessions)
@@ -56,6 +60,11 @@ class SessionStore:
         with self._guard:
             self._sweep()
             session = self._sessions.get(session_id)
+            now = self.clock()
+            if session is not None and now - session.last_used > self.ttl:
+                del self._sessions[session_id]  # expired since the last sweep
+                self._expired[session_id] = now
+                session = None
             if session is None:
                 if session_id in self._expired:
                     raise RequestError(404, "session_expired",
@@ -64,7 +73,7 @@ class SessionStore:
                 raise RequestError(404, "unknown_session",
                                    f"no session {session_id}; open one with POST "
                                    "/v1/models/NAME/sessions")
-            session.last_used = self.clock()
+            session.last_used = now
             return session
 
     def close(self, session_id: str) -> Session:
@@ -75,6 +84,9 @@ class SessionStore:
 
     def _sweep(self) -> None:
         now = self.clock()
+        if now - self._swept < min(SWEEP_EVERY, self.ttl):
+            return
+        self._swept = now
         for session_id, session in list(self._sessions.items()):
             if now - session.last_used > self.ttl:
                 del self._sessions[session_id]
