@@ -15,7 +15,9 @@
     POST   /v1/sessions/ID                push the next piece of the stream
     DELETE /v1/sessions/ID                close it
 
-Every error is JSON, ``{"error": {"code": ..., "message": ...}}``, with a 4xx status
+Answers are written as JSONResponse directly: FastAPI's generic encoding of a returned
+dict walks every number (an explain answer holds thousands) and costs more than the
+model. Every error is JSON, ``{"error": {"code": ..., "message": ...}}``, with a 4xx status
 for what the client can fix. With a token, every /v1 route but health needs
 ``Authorization: Bearer TOKEN``.
 """
@@ -104,24 +106,24 @@ def create_app(models: list[ServedModel], limits: Limits | None = None,
         return model.info()
 
     @app.post("/v1/models/{name}/forecast")
-    async def forecast(name: str, body: ForecastBody) -> dict[str, Any]:
-        return await served(name, "forecast").forecast(body)
+    async def forecast(name: str, body: ForecastBody) -> JSONResponse:
+        return JSONResponse(await served(name, "forecast").forecast(body))
 
     @app.post("/v1/models/{name}/classify")
-    async def classify(name: str, body: ClassifyBody) -> dict[str, Any]:
-        return await asyncio.to_thread(served(name, "classify").classify, body)
+    async def classify(name: str, body: ClassifyBody) -> JSONResponse:
+        return JSONResponse(await asyncio.to_thread(served(name, "classify").classify, body))
 
     @app.post("/v1/models/{name}/translate")
-    async def translate(name: str, body: TranslateBody) -> dict[str, Any]:
-        return await asyncio.to_thread(served(name, "translate").translate, body)
+    async def translate(name: str, body: TranslateBody) -> JSONResponse:
+        return JSONResponse(await asyncio.to_thread(served(name, "translate").translate, body))
 
     @app.post("/v1/models/{name}/finance")
-    async def finance(name: str, body: TableBody) -> dict[str, Any]:
-        return await asyncio.to_thread(served(name, "finance").finance, body)
+    async def finance(name: str, body: TableBody) -> JSONResponse:
+        return JSONResponse(await asyncio.to_thread(served(name, "finance").finance, body))
 
     @app.post("/v1/models/{name}/explain")
-    async def explain(name: str, body: ExplainBody) -> dict[str, Any]:
-        return await asyncio.to_thread(served(name, "explain").explain, body)
+    async def explain(name: str, body: ExplainBody) -> JSONResponse:
+        return JSONResponse(await asyncio.to_thread(served(name, "explain").explain, body))
 
     @app.post("/v1/models/{name}/generate")
     async def generate(name: str, body: GenerateBody) -> Response:

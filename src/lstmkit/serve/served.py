@@ -18,6 +18,7 @@ import asyncio
 import io
 import json
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -139,6 +140,9 @@ class ServedForecaster(ServedModel):
         super().__init__(*args)
         # concurrent requests share network calls (see lstmkit.serve.batching)
         self.batcher = MicroBatcher(self.model.network_quantiles)
+        # reading a history is pandas work that holds Python's lock: one thread does it,
+        # as several would only take the lock from one another
+        self.preparation = ThreadPoolExecutor(1, thread_name_prefix=f"{self.name}-input")
 
     def describe(self) -> dict[str, Any]:
         config, meta = self.model.config, self.model.meta
@@ -148,9 +152,9 @@ class ServedForecaster(ServedModel):
                 "time_column": config.time}
 
     async def forecast(self, body: ForecastBody) -> dict[str, Any]:
-        frame = read_table(body)
         horizon = self._horizon(body.horizon)
-        inputs = await asyncio.to_thread(self.model.prediction_input, frame)
+        inputs = await asyncio.get_running_loop().run_in_executor(
+            self.preparation, lambda: self.model.prediction_input(read_table(body)))
         quantiles = await self.batcher.run(inputs.x, inputs.future, inputs.series_id)
         table = self.model.forecast_frame(*self.model.to_data_units(inputs, quantiles))
         table = table.groupby("series", sort=False).head(horizon)
