@@ -15,6 +15,7 @@ window of history, so they answer whole requests instead.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import io
 import json
 from collections.abc import Iterator
@@ -49,6 +50,7 @@ class ServedModel:
 
     task = ""  # the command group's name (lstmkit forecast, classify, lm, ...)
     run_task = ""  # the name run directories of the task carry
+    api = ("", "")  # (module, class) of the task: imported when a run of it is served
     actions: tuple[str, ...] = ()
     streaming = False
 
@@ -61,6 +63,12 @@ class ServedModel:
 
     def networks(self) -> list[torch.nn.Module]:
         return [self.model.net]
+
+    @classmethod
+    def load(cls, name: str, run_dir: Path, limits: Limits) -> ServedModel:
+        module, kind = cls.api
+        task = getattr(importlib.import_module(module), kind)
+        return cls(name, run_dir, task.load(run_dir), limits)
 
     def info(self) -> dict[str, Any]:
         return {"name": self.name, "task": self.task, "run": str(self.run_dir),
@@ -127,11 +135,7 @@ class ServedForecaster(ServedModel):
     run_task = "forecast"
     actions = ("forecast", "explain")
 
-    @classmethod
-    def load(cls, name: str, run_dir: Path, limits: Limits) -> ServedForecaster:
-        from lstmkit.forecast import Forecaster
-
-        return cls(name, run_dir, Forecaster.load(run_dir), limits)
+    api = ("lstmkit.forecast", "Forecaster")
 
     def networks(self) -> list[torch.nn.Module]:
         return self.model.members
@@ -210,11 +214,7 @@ class ServedClassifier(ServedModel):
     run_task = "classify"
     actions = ("classify", "explain", "sessions")
 
-    @classmethod
-    def load(cls, name: str, run_dir: Path, limits: Limits) -> ServedClassifier:
-        from lstmkit.classify import Classifier
-
-        return cls(name, run_dir, Classifier.load(run_dir), limits)
+    api = ("lstmkit.classify", "Classifier")
 
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
@@ -358,11 +358,7 @@ class ServedLanguageModel(ServedModel):
     actions = ("generate", "explain", "sessions")
     streaming = True
 
-    @classmethod
-    def load(cls, name: str, run_dir: Path, limits: Limits) -> ServedLanguageModel:
-        from lstmkit.lm import LanguageModel
-
-        return cls(name, run_dir, LanguageModel.load(run_dir), limits)
+    api = ("lstmkit.lm", "LanguageModel")
 
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
@@ -477,11 +473,7 @@ class ServedTranslator(ServedModel):
     run_task = "translation"
     actions = ("translate", "explain")
 
-    @classmethod
-    def load(cls, name: str, run_dir: Path, limits: Limits) -> ServedTranslator:
-        from lstmkit.translate import Translator
-
-        return cls(name, run_dir, Translator.load(run_dir), limits)
+    api = ("lstmkit.translate", "Translator")
 
     def describe(self) -> dict[str, Any]:
         config = self.model.config
@@ -521,11 +513,7 @@ class ServedFinanceModel(ServedModel):
     run_task = "finance"
     actions = ("finance",)
 
-    @classmethod
-    def load(cls, name: str, run_dir: Path, limits: Limits) -> ServedFinanceModel:
-        from lstmkit.finance import FinanceModel
-
-        return cls(name, run_dir, FinanceModel.load(run_dir), limits)
+    api = ("lstmkit.finance", "FinanceModel")
 
     def describe(self) -> dict[str, Any]:
         config = self.model.config
