@@ -260,3 +260,45 @@ def test_gru_and_rnn_equal_torch(name, backend):
     l_out, l_h = ours(x.detach(), lengths=lengths)
     assert_same(pad_packed_sequence(p_out, batch_first=True)[0], l_out)
     assert_same(p_h, l_h)
+
+
+@pytest.mark.parametrize("options", [{}, dict(layer_norm=True, zoneout=0.2, num_layers=2),
+                                     dict(peephole=True, proj_size=3)])
+def test_inference_step_runs_natively_and_follows_the_weights(options):
+    from lstmkit.kernels import native
+
+    if native.unavailable_reason():
+        pytest.skip(f"native kernel: {native.unavailable_reason()}")
+    torch.manual_seed(5)
+    lstm = LSTM(4, 6, **options).eval()
+    x = torch.randn(9, 2, 4)
+    with torch.no_grad():
+        whole, final = lstm(x)
+        state, steps = None, []
+        for x_t in x:
+            given = state
+            kept = None if state is None else tuple(t.clone() for t in state)
+            y_t, state = lstm.step(x_t, state)
+            if given is not None:  # the state passed in is left as it was
+                assert all(torch.equal(a, b) for a, b in zip(given, kept))
+            steps.append(y_t)
+    assert lstm.last_backend == "native"
+    torch.testing.assert_close(torch.stack(steps), whole, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(state, final, atol=1e-5, rtol=1e-4)
+    # a changed weight is seen at the next step: an optimiser step, then new weights loaded
+    for change in ("optimiser", "load"):
+        if change == "optimiser":
+            lstm.train()
+            optimiser = torch.optim.SGD(lstm.parameters(), lr=0.5)
+            lstm(x)[0].sum().backward()
+            optimiser.step()
+            lstm.eval()
+        else:
+            lstm.load_state_dict(LSTM(4, 6, **options).state_dict())
+        with torch.no_grad():
+            expected = lstm(x[:1])[0][0]
+            torch.testing.assert_close(lstm.step(x[0])[0], expected, atol=1e-5, rtol=1e-4)
+    # with gradients wanted the step keeps its graph
+    y_t, _ = lstm.step(x[0])
+    y_t.sum().backward()
+    assert lstm.weight_hh_l0.grad is not None

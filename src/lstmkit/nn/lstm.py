@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import torch
 from torch import Tensor, nn
 
 from lstmkit.kernels import fused, native, reference, resolve_backend
@@ -83,6 +84,7 @@ class LSTM(RecurrentLayer):
         self.weight_drop = check_probability("weight_drop", weight_drop)
         self.forget_bias = resolve_forget_bias(forget_bias, bias)
         self._gate_recorder = None
+        self._stream_cache: tuple[tuple, native.Stream] | None = None  # see step()
         H = hidden_size
         for name in self._names():
             if peephole:
@@ -199,7 +201,10 @@ class LSTM(RecurrentLayer):
 
         Feeding a sequence one step at a time, passing the state along, gives the
         same outputs as feeding it whole (with the masks of training drawn anew
-        each call, so use it in eval mode for exact agreement).
+        each call, so use it in eval mode for exact agreement). For inference (eval
+        mode, no gradient wanted) it runs the native one-step kernel on a copy of the
+        weights made once and renewed when a weight changes; the state passed in is
+        left as it was.
         """
         if self.bidirectional:
             raise ValueError("step() needs a unidirectional LSTM: a backward pass needs the future")
@@ -208,7 +213,15 @@ class LSTM(RecurrentLayer):
                              f"got {tuple(x_t.shape)}")
         x = x_t.unsqueeze(0)  # (1, B, I)
         self._check_features(x)
-        output, final = self._run(x, self._initial_state(state, x, unbatched=False), None)
+        state = self._initial_state(state, x, unbatched=False)
+        parameters = tuple(self._parameters.values())  # the layer has no submodules
+        wants_graph = torch.is_grad_enabled() and any(p.requires_grad for p in parameters)
+        stream = None if self.training or wants_graph else self._native_stream(parameters)
+        if stream is not None:
+            # a plain attribute already: skip nn.Module's __setattr__, a tenth of a step
+            self.__dict__["last_backend"] = "native"
+            return stream(x_t, (state[0].clone(), state[1].clone()))
+        output, final = self._run(x, state, None)
         return output[0], final
 
     def streaming_step(self) -> Callable[[Tensor, tuple[Tensor, Tensor] | None],
@@ -216,18 +229,40 @@ class LSTM(RecurrentLayer):
         """The fastest one-step function for inference, same contract as :meth:`step`.
 
         Where the native kernel runs, it is ``native.Stream`` over the weights as they are
-        now (copied once; no autograd; the state advances in place, so pass copies of a
-        state you still need); else the layer's own ``step``. For eval mode.
+        now (no autograd; the state advances in place, so pass copies of a state you still
+        need); else the layer's own ``step``. For eval mode.
         """
         if self.bidirectional:
             raise ValueError("streaming needs a unidirectional LSTM: a backward pass needs "
                              "the future")
+        stream = self._native_stream()
+        return stream if stream is not None else self.step
+
+    def _native_stream(self, parameters: tuple[Tensor, ...] | None = None
+                       ) -> native.Stream | None:
+        """The native one-step kernel over a copy of the current weights, where it runs
+        (and no gates are being recorded); None elsewhere.
+
+        The copy is made once and renewed when a parameter is replaced or changed in place
+        (an optimiser step or load_state_dict bumps a tensor's version)."""
+        if self._gate_recorder is not None:
+            return None
+        parameters = parameters or tuple(self._parameters.values())
+        key = tuple((id(p), p._version) for p in parameters)
+        if self._stream_cache is not None and self._stream_cache[0] == key:
+            return self._stream_cache[1]
         weight = self.weight_ih_l0
-        if (self.backend in ("auto", "native")
-                and native.config_blocker(weight.device, weight.dtype) is None
-                and native.unavailable_reason() is None):
-            return native.Stream(self.layer_weights(), self.zoneout)
-        return self.step
+        if (self.backend not in ("auto", "native")
+                or native.config_blocker(weight.device, weight.dtype)
+                or native.unavailable_reason()):
+            return None
+        self._stream_cache = (key, native.Stream(self.layer_weights(), self.zoneout))
+        return self._stream_cache[1]
+
+    def __getstate__(self) -> dict:
+        state = super().__getstate__()
+        state["_stream_cache"] = None  # a compiled kernel's copy: made again when needed
+        return state
 
     def extra_repr(self) -> str:
         s = super().extra_repr() + variant_repr(self.peephole, self.layer_norm, self.zoneout,
