@@ -1,15 +1,14 @@
 """Batching concurrent requests: many small network calls become one.
 
-Requests that arrive while the network is busy wait in a queue; when it is free, all
-waiting requests (up to ``max_batch``) go through it as one batch. Nothing waits on a
-timer: a lone request runs at once, and under load the batch grows by itself with the
-number of requests that arrived during the previous call.
+Requests wait in a queue; at the event loop's next turn, all waiting requests (up to
+``max_batch``) go through the network as one batch. Nothing waits on a timer: a lone
+request runs at once, and under load the batch grows by itself with the number of
+requests that arrived together (or during the previous call).
 
-Where the call is long and releases Python's lock (a network over a batch), it runs in
-a worker thread so the event loop keeps reading requests meanwhile; where it is short
-(one streaming step: tens of microseconds, holding the lock), a thread hop would cost
-more than it, so it runs on the event loop after letting the requests already read
-join the batch.
+The call runs on the event loop, after letting the requests already read join the
+batch: a hop to a worker thread cost more than it saved, for a streaming step (tens
+of microseconds) as for a forecaster's network (half a millisecond, during which
+torch releases Python's lock, so a thread reading the next request's input goes on).
 """
 
 from __future__ import annotations
@@ -28,12 +27,11 @@ class MicroBatcher:
     are concatenated along dim 0 with the others' and its own rows are cut back out.
     """
 
-    def __init__(self, function: Callable[..., torch.Tensor], max_batch: int = 256,
-                 in_thread: bool = True) -> None:
-        self.function, self.max_batch, self.in_thread = function, max_batch, in_thread
+    def __init__(self, function: Callable[..., torch.Tensor], max_batch: int = 256) -> None:
+        self.function, self.max_batch = function, max_batch
         self._queue: list[tuple[Sequence[torch.Tensor], asyncio.Future]] = []
         self._running = False
-        self.calls = 0  # network calls made, for the metadata endpoint and the tests
+        self.calls = 0  # network calls made and rows they took, for tests and benchmarks
         self.rows = 0
 
     async def run(self, *tensors: torch.Tensor) -> torch.Tensor:
@@ -46,8 +44,7 @@ class MicroBatcher:
 
     async def _drain(self) -> None:
         try:
-            if not self.in_thread:
-                await asyncio.sleep(0)  # the handlers already running reach run() too
+            await asyncio.sleep(0)  # the handlers already running reach run() too
             while self._queue:
                 batch, taken = [], 0
                 while self._queue and (not batch or
@@ -55,17 +52,14 @@ class MicroBatcher:
                     item = self._queue.pop(0)
                     batch.append(item)
                     taken += len(item[0][0])
-                await self._call(batch)
+                self._call(batch)
         finally:
             self._running = False
 
-    async def _call(self, batch: list[tuple[Sequence[torch.Tensor], Any]]) -> None:
+    def _call(self, batch: list[tuple[Sequence[torch.Tensor], Any]]) -> None:
         joined = [torch.cat(parts) for parts in zip(*(tensors for tensors, _ in batch))]
         try:
-            if self.in_thread:
-                output = await asyncio.to_thread(self.function, *joined)
-            else:
-                output = self.function(*joined)
+            output = self.function(*joined)
         except Exception as error:  # every waiting request gets the failure
             for _, future in batch:
                 if not future.done():
@@ -96,7 +90,7 @@ class StepBatcher:
                  head: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
         self.step_function, self.head = step, head
         self.L, self.H, self.P = num_layers, hidden_size, output_size
-        self.batcher = MicroBatcher(self._step_rows, in_thread=False)
+        self.batcher = MicroBatcher(self._step_rows)
 
     async def step(self, x_t: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor] | None
                    ) -> tuple[torch.Tensor, torch.Tensor | None,

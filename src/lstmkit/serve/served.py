@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import importlib
 import io
-import json
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -121,10 +120,16 @@ def read_table(body: TableBody | ExplainBody) -> pd.DataFrame:
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """A frame as JSON-ready rows, its date columns written as _time_labels writes them."""
-    dates = frame.select_dtypes("datetime").columns
-    frame = frame.assign(**{c: _time_labels(pd.DatetimeIndex(frame[c])) for c in dates})
-    return json.loads(frame.to_json(orient="records"))
+    """A frame as JSON-ready rows: dates as _time_labels writes them, NaN as null."""
+    columns: dict[str, list] = {}
+    for name, values in frame.items():
+        if pd.api.types.is_datetime64_any_dtype(values):
+            columns[name] = _time_labels(pd.DatetimeIndex(values))
+        elif pd.api.types.is_float_dtype(values):
+            columns[name] = [None if v != v else v for v in values.tolist()]
+        else:
+            columns[name] = values.tolist()
+    return [dict(zip(columns, row)) for row in zip(*columns.values())]
 
 
 # --------------------------------------------------------------------------- forecasting
@@ -161,7 +166,8 @@ class ServedForecaster(ServedModel):
             self.preparation, lambda: self.model.prediction_input(read_table(body)))
         quantiles = await self.batcher.run(inputs.x, inputs.future, inputs.series_id)
         table = self.model.forecast_frame(*self.model.to_data_units(inputs, quantiles))
-        table = table.groupby("series", sort=False).head(horizon)
+        if horizon < self.model.config.horizon:
+            table = table.groupby("series", sort=False).head(horizon)
         return {"model": self.name, "forecast": _records(table)}
 
     def _horizon(self, horizon: int | None) -> int:
