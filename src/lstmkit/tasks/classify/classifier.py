@@ -218,16 +218,18 @@ class Classifier(Task):
         param_groups, hooks = self._fine_tuning()
         if run is not None and run.writer and not resumed:
             self._save_setup(run.work)  # what a resumed run rebuilds the network from
-        started = time.monotonic()
+        # the baseline first: a --time-budget (counted from the command's start, reading
+        # and encoding included) then leaves the training loop what remains of it
+        self.baseline = self._fit_baseline(train_inputs, train_targets)
+        training_started = time.monotonic()
         result = fit(self.net, train_set, loss, self.config.train, val_data=val_set,
                      run_dir=None if run is None else run.work, resume=resumed,
                      collate_fn=collate, param_groups=param_groups, hooks=hooks,
                      started=started, final_passes=1)
-        seconds = time.monotonic() - started
+        seconds = time.monotonic() - training_started
         for parameter in self.net.parameters():  # gradual unfreezing may have frozen some
             parameter.requires_grad_(True)
         self.net.to("cpu")
-        self.baseline = self._fit_baseline(train_inputs, train_targets)
         self.validation = (self._evaluate(val_inputs, val_targets, "validation split")
                            if val_inputs else None)
         if run is not None and run.writer and self.validation is not None:
