@@ -77,15 +77,6 @@ class ServedModel:
     def describe(self) -> dict[str, Any]:
         return {}
 
-    def explain(self, body: ExplainBody) -> dict[str, Any]:
-        raise RequestError(400, "no_explorer", f"model {self.name!r} ({self.task}) has no gate "
-                                               "explorer view")
-
-    def open_stream(self) -> Any:
-        raise RequestError(400, "not_streaming",
-                           f"model {self.name!r} ({self.task}) reads whole inputs, so it has no "
-                           "streaming sessions; send whole requests instead")
-
     def _check_count(self, count: int, what: str) -> None:
         if count > self.limits.max_items:
             raise RequestError(413, "too_many_items",
@@ -139,7 +130,6 @@ class ServedForecaster(ServedModel):
     task = "forecast"
     run_task = "forecast"
     actions = ("forecast", "explain")
-
     api = ("lstmkit.forecast", "Forecaster")
 
     def networks(self) -> list[torch.nn.Module]:
@@ -219,7 +209,6 @@ class ServedClassifier(ServedModel):
     task = "classify"
     run_task = "classify"
     actions = ("classify", "explain", "sessions")
-
     api = ("lstmkit.classify", "Classifier")
 
     def __init__(self, *args: Any) -> None:
@@ -478,7 +467,6 @@ class ServedTranslator(ServedModel):
     task = "translate"
     run_task = "translation"
     actions = ("translate", "explain")
-
     api = ("lstmkit.translate", "Translator")
 
     def describe(self) -> dict[str, Any]:
@@ -518,7 +506,6 @@ class ServedFinanceModel(ServedModel):
     task = "finance"
     run_task = "finance"
     actions = ("finance",)
-
     api = ("lstmkit.finance", "FinanceModel")
 
     def describe(self) -> dict[str, Any]:
