@@ -352,7 +352,6 @@ class ServedLanguageModel(ServedModel):
     run_task = "language_model"
     actions = ("generate", "explain", "sessions")
     streaming = True
-
     api = ("lstmkit.lm", "LanguageModel")
 
     def __init__(self, *args: Any) -> None:
