@@ -194,17 +194,22 @@ def test_body_size_is_limited_declared_or_chunked(runs):
 
 
 def test_sessions_are_bounded_and_expire(runs):
-    app = served_app({"stream": runs["stream"]}, Limits(max_sessions=50, session_ttl=0.5))
+    app = served_app({"stream": runs["stream"]}, Limits(max_sessions=50, session_ttl=60))
+    now = [0.0]
+    app.state.sessions.clock = lambda: now[0]  # the test's clock, not the machine's speed
     client = TestClient(app)
     opened = [client.post("/v1/models/stream/sessions").json()["session"] for _ in range(50)]
     refused = client.post("/v1/models/stream/sessions")
     assert refused.status_code == 429 and refused.json()["error"]["code"] == "too_many_sessions"
     client.delete(f"/v1/sessions/{opened[0]}")
     assert client.post("/v1/models/stream/sessions").status_code == 200
-    time.sleep(0.6)
+    now[0] += 30
+    assert client.post(f"/v1/sessions/{opened[2]}", json={"text": "great"}).status_code == 200
+    now[0] += 31  # 61 s after opening: all but the one pushed to at 30 s have expired
     expired = client.post(f"/v1/sessions/{opened[1]}", json={"text": "great"})
     assert expired.status_code == 404 and expired.json()["error"]["code"] == "session_expired"
-    assert len(app.state.sessions) == 0  # swept: memory does not grow with sessions past
+    assert len(app.state.sessions) == 1  # swept: memory does not grow with sessions past
+    assert client.post(f"/v1/sessions/{opened[2]}", json={"text": "cat"}).status_code == 200
     assert client.post("/v1/models/stream/sessions").status_code == 200
 
 
