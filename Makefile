@@ -33,8 +33,9 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(BIN)/lstmkit demo
 
+# two workers: the suite is mostly small trainings and subprocesses, one per core
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/layer_speed.py
