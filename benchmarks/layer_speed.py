@@ -26,14 +26,21 @@ on a shared machine is most of the noise.
     python benchmarks/layer_speed.py --quick       # two shapes, fewer rounds
     python benchmarks/layer_speed.py --threads 2   # torch's intra-op threads
     python benchmarks/layer_speed.py --cpu-clock   # CPU time rather than wall time
+    python benchmarks/layer_speed.py --threads default --busy
+        # torch's default thread count, on a machine with other work: one competing torch
+        # process (default threads) per core but one, started here, stopped at the end
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import statistics
+import subprocess
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import torch
 
@@ -204,10 +211,42 @@ def print_table(rows: list[tuple], streaming: list[tuple[str, float]], header: s
         print(f"  {name:<36} {microseconds:8.1f} us/step")
 
 
+COMPETITOR = """
+import torch
+a = torch.randn(384, 384)
+while True:
+    b = a @ a
+"""
+
+
+@contextlib.contextmanager
+def competing_work(busy: bool) -> Iterator[int]:
+    """With ``busy``, one CPU-bound torch process (torch's default threads) per core but
+    one runs for the duration; yields how many."""
+    count = max((os.cpu_count() or 1) - 1, 1) if busy else 0
+    processes = [subprocess.Popen([sys.executable, "-c", COMPETITOR]) for _ in range(count)]
+    try:
+        if processes:
+            time.sleep(2)  # started and computing before the first timing
+        yield count
+    finally:
+        for process in processes:
+            process.terminate()
+            process.wait(timeout=30)
+
+
+def thread_count(text: str) -> int:
+    """--threads: a number, or "default" for torch's own choice (one per core)."""
+    return torch.get_num_threads() if text == "default" else int(text)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="two shapes, fewer rounds")
-    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    parser.add_argument("--threads", type=thread_count, default=1,
+                        help="torch intra-op threads, or 'default' (torch's own count)")
+    parser.add_argument("--busy", action="store_true",
+                        help="run beside competing torch processes (one per core but one)")
     parser.add_argument("--rounds", type=int, help="timed rounds per candidate (default 7)")
     parser.add_argument("--cpu-clock", action="store_true",
                         help="time the process's CPU time, not the wall clock")
@@ -221,12 +260,14 @@ def main() -> None:
     if reason is not None:
         raise SystemExit(f"the native kernel is unavailable: {reason}")
     rows = []
-    for shape in QUICK_SHAPES if args.quick else SHAPES:
-        rows += shape_rows(shape, rounds)
-    streaming = streaming_rows(rounds, steps=200 if args.quick else 1000)
+    with competing_work(args.busy) as competitors:
+        for shape in QUICK_SHAPES if args.quick else SHAPES:
+            rows += shape_rows(shape, rounds)
+        streaming = streaming_rows(rounds, steps=200 if args.quick else 1000)
     header = (f"lstmkit layer speed: CPU ({torch.backends.cpu.get_cpu_capability()}), float32, "
               f"torch {torch.__version__}, {args.threads} thread(s), median of {rounds} "
-              f"interleaved rounds, {'CPU' if args.cpu_clock else 'wall'} time")
+              f"interleaved rounds, {'CPU' if args.cpu_clock else 'wall'} time, "
+              f"{competitors} competing torch process(es)")
     print_table(rows, streaming, header)
 
 
