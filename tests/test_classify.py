@@ -370,3 +370,21 @@ def test_unseen_labels_in_evaluate_and_predict(text_run, tmp_path, capsys):
     code, _, err = run_cli(["classify", "predict", "--run-dir", text_run / "run", "--text", "great",
                             "--output", existing], capsys)
     assert code == 2 and existing.read_text() == "keep me"
+
+
+@pytest.mark.parametrize("val_fraction, patience, warned", [
+    (0.1, 5, True),      # 8 validation texts decide when to stop: said
+    (0.1, None, False),  # no early stopping: the validation split decides nothing
+    (0.5, 5, False),     # 40 validation texts
+])
+def test_a_small_validation_split_is_warned_about(caplog, val_fraction, patience, warned):
+    rng = random.Random(0)
+    texts = [" ".join(rng.choice("a b c d".split()) for _ in range(3)) for _ in range(80)]
+    labels = ["first a" if t.startswith("a") else "other" for t in texts]
+    config = ClassifierConfig(embedding_dim=4, hidden_size=4, val_fraction=val_fraction,
+                              train=TrainConfig(epochs=1, batch_size=16, patience=patience,
+                                                progress=False))
+    with caplog.at_level("WARNING", logger="lstmkit.classify"):
+        Classifier(config).fit(pd.DataFrame({"text": texts, "label": labels}))
+    said = [r for r in caplog.records if "validation split has only" in r.getMessage()]
+    assert bool(said) == warned

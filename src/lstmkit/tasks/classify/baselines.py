@@ -24,7 +24,10 @@ from lstmkit.io.weights import save_weights
 
 BASELINE_ARRAYS = "baseline.safetensors"
 BASELINE_JSON = "baseline.json"
-_TFIDF_OPTIONS = {"ngram_range": (1, 2), "sublinear_tf": True, "min_df": 1}
+# every word counts, one-letter words too (scikit-learn's default pattern drops them: a
+# text of one-letter words, or of CJK characters split by spaces, would have no features)
+_TFIDF_OPTIONS = {"ngram_range": (1, 2), "sublinear_tf": True, "min_df": 1,
+                  "token_pattern": r"(?u)\b\w+\b"}
 
 
 class TextBaseline:

@@ -8,6 +8,7 @@ lstmkit.report.classify_report).
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Sequence
@@ -72,7 +73,11 @@ TASK = "classify"
 MODEL_FILE = "model.safetensors"
 METRICS_FILE = "metrics.json"
 CONFUSION_FILE = "confusion_matrix.png"
+SMALL_VALIDATION = 30
+"""Fewer validation examples than this make early stopping and the best epoch a matter of
+chance: one example more or less right moves the loss more than learning does."""
 
+logger = logging.getLogger("lstmkit.classify")
 
 
 class Classifier(Task):
@@ -210,6 +215,12 @@ class Classifier(Task):
             train_targets = targets[train_index]
             val_inputs = [inputs[k] for k in val_index]
             val_targets = targets[val_index]
+        if 0 < len(val_inputs) < SMALL_VALIDATION and self.config.train.patience is not None:
+            counts = np.bincount(val_targets, minlength=len(self.classes))
+            logger.warning(
+                "the validation split has only %d examples (%s); early stopping and the choice "
+                "of the best epoch rest on them. Give more with --val-data or --val-fraction",
+                len(val_inputs), ", ".join(f"{c}: {n}" for c, n in zip(self.classes, counts)))
         if not resumed:
             self._build(train_inputs)
         train_set = EncodedExamples(self.encode(train_inputs), train_targets)
