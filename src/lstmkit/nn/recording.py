@@ -49,3 +49,16 @@ def record_gates(lstm) -> Iterator[GateTrace]:
         yield trace
     finally:
         lstm._gate_recorder = previous
+
+
+def top_layer_steps(trace: GateTrace, lstm, sequence: int = 0) -> dict[str, Tensor]:
+    """The last recorded call's top layer, forward direction, for one sequence of the
+    batch: "i", "f", "g", "o" and "c", each (T, H)."""
+    top_forward = (lstm.num_layers - 1) * lstm.num_directions
+    return {key: t[sequence] if lstm.batch_first else t[:, sequence]
+            for key, t in trace.last[top_forward].items()}
+
+
+def most_varying_units(cells: Tensor, count: int) -> list[int]:
+    """The ``count`` units whose cell state (T, H) varies most over the steps, most first."""
+    return cells.std(dim=0, correction=0).argsort(descending=True, stable=True)[:count].tolist()

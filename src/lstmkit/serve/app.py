@@ -73,11 +73,15 @@ def create_app(models: list[ServedModel], limits: Limits | None = None,
         app.add_middleware(_RequireToken, token=token)
     _add_error_handlers(app)
 
-    def served(name: str, action: str) -> ServedModel:
+    def named(name: str) -> ServedModel:
         model = by_name.get(name)
         if model is None:
             raise RequestError(404, "unknown_model",
                                f"no model {name!r}; this server has {sorted(by_name)}")
+        return model
+
+    def served(name: str, action: str) -> ServedModel:
+        model = named(name)
         if action not in model.actions:
             raise RequestError(400, "wrong_task",
                                f"model {name!r} is a {model.task} model; it answers "
@@ -99,11 +103,7 @@ def create_app(models: list[ServedModel], limits: Limits | None = None,
 
     @app.get("/v1/models/{name}")
     async def model_info(name: str) -> dict[str, Any]:
-        model = by_name.get(name)
-        if model is None:
-            raise RequestError(404, "unknown_model",
-                               f"no model {name!r}; this server has {sorted(by_name)}")
-        return model.info()
+        return named(name).info()
 
     @app.post("/v1/models/{name}/forecast")
     async def forecast(name: str, body: ForecastBody) -> JSONResponse:

@@ -46,15 +46,14 @@ from torch.export import Dim
 from lstmkit import __version__
 from lstmkit.data.tokenizers import PAD_ID, TOKENIZER_FILE
 from lstmkit.errors import LstmkitError
-from lstmkit.io.files import atomic_write_json, read_json
+from lstmkit.io.files import atomic_write_json
 from lstmkit.io.rundir import (
-    MANIFEST_FILE,
     FinishedRun,
     check_outside_runs,
     check_writable,
-    is_finished,
     load_run,
     swap_in,
+    task_of,
 )
 from lstmkit.serve.exportable import exportable
 from lstmkit.tasks.classify import Classifier
@@ -650,10 +649,7 @@ def export_run(run_dir: str | Path, out_dir: str | Path | None = None, *, format
 
 def _task_of(run_dir: Path) -> str:
     """The task of the finished run at ``run_dir``, which export supports."""
-    if not is_finished(run_dir):
-        FinishedRun(run_dir, task="")  # raises the error every reader of such a run gets
-    manifest = read_json(run_dir / MANIFEST_FILE)
-    task = manifest.get("task") if isinstance(manifest, dict) else None
+    task = task_of(run_dir)
     if task == EXPERIMENT_TASK:
         raise LstmkitError(f"{run_dir} is an experiment run (long-range memory): "
                            "experiments measure what an LSTM learns and have no served "

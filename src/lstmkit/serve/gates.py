@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from lstmkit.nn import GATE_NAMES, LSTM, record_gates
+from lstmkit.nn import GATE_NAMES, LSTM, most_varying_units, record_gates, top_layer_steps
 
 MAX_UNITS = 32
 """Units shown at most: the ones whose cell state varies most over the input."""
@@ -24,13 +24,9 @@ def gate_view(lstm: LSTM, run: Callable[[], Any], max_units: int = MAX_UNITS
     """
     with torch.no_grad(), record_gates(lstm) as trace:
         result = run()
-    top_forward = (lstm.num_layers - 1) * lstm.num_directions
-    step_first = not lstm.batch_first
-    recorded = {key: (t[:, 0] if step_first else t[0]).double().numpy()  # (T, H)
-                for key, t in trace.last[top_forward].items()}
-    cells = recorded["c"]
-    units = np.sort(np.argsort(-cells.std(axis=0), kind="stable")[:max_units]).tolist()
+    recorded = {key: t.double() for key, t in top_layer_steps(trace, lstm).items()}  # (T, H)
+    units = sorted(most_varying_units(recorded["c"], max_units))
     view: dict[str, Any] = {"units": units, "layer": lstm.num_layers - 1}
     for name, key in (*GATE_NAMES.items(), ("cell", "c")):
-        view[name] = np.round(recorded[key][:, units], 4).tolist()
+        view[name] = np.round(recorded[key][:, units].numpy(), 4).tolist()
     return result, view

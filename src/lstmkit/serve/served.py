@@ -132,9 +132,6 @@ class ServedForecaster(ServedModel):
     actions = ("forecast", "explain")
     api = ("lstmkit.forecast", "Forecaster")
 
-    def networks(self) -> list[torch.nn.Module]:
-        return self.model.members
-
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
         # concurrent requests share network calls (see lstmkit.serve.batching)
@@ -142,6 +139,9 @@ class ServedForecaster(ServedModel):
         # reading a history is pandas work that holds Python's lock: one thread does it,
         # as several would only take the lock from one another
         self.preparation = ThreadPoolExecutor(1, thread_name_prefix=f"{self.name}-input")
+
+    def networks(self) -> list[torch.nn.Module]:
+        return self.model.members
 
     def describe(self) -> dict[str, Any]:
         config, meta = self.model.config, self.model.meta
@@ -213,7 +213,7 @@ class ServedClassifier(ServedModel):
 
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
-        encoder = self.model.net.encoder
+        encoder = self.lstm = self.model.net.encoder
         self.streaming = not encoder.bidirectional
         if self.streaming:  # one streaming step for every session (it holds the weights)
             self.step = encoder.streaming_step()
@@ -278,35 +278,50 @@ class ServedClassifier(ServedModel):
         return ClassifierStream(self)
 
 
-class ClassifierStream:
+class LSTMStream:
+    """A session's LSTM state, advanced by its served model's one shared step.
+
+    The served model has ``lstm`` (the layer), ``step`` (its streaming step) and
+    ``steps`` (a StepBatcher over it)."""
+
+    def __init__(self, served: Any) -> None:
+        self.served = served
+        self.state: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    async def advance(self, x: torch.Tensor, gates: bool
+                      ) -> tuple[torch.Tensor, torch.Tensor | None, dict[str, Any] | None]:
+        """Steps x (T, I) -> (outputs (T, P), the StepBatcher's head row or None, the gate
+        view when ``gates``); the state moves on."""
+        served = self.served
+        if gates:  # the layer's own call, its gates recorded
+            (output, self.state), view = gate_view(
+                served.lstm, lambda: served.lstm(x[None], self.state))
+            return output[0], None, view
+        if len(x) == 1:  # one step: batched with the other sessions' steps
+            output, head, self.state = await served.steps.step(x, self.state)
+            return output, head, None
+        outputs = []
+        for x_t in x.split(1):  # (1, I)
+            h_t, self.state = served.step(x_t, self.state)
+            outputs.append(h_t)
+        return torch.cat(outputs), None, None
+
+
+class ClassifierStream(LSTMStream):
     """The class probabilities of everything pushed so far, updated step by step."""
 
     def __init__(self, served: ServedClassifier) -> None:
-        self.served = served
+        super().__init__(served)
         self.net = served.model.net
-        self.state: tuple[torch.Tensor, torch.Tensor] | None = None
-        self.outputs: list[torch.Tensor] = []  # (1, P) per step: pooling reads them all
+        self.outputs: list[torch.Tensor] = []  # (T, P) per push: pooling reads them all
 
     async def push(self, body: PushBody) -> dict[str, Any]:
         served = self.served
         x = self._inputs(body)  # (T, F)
-        served._check_steps(len(self.outputs) + len(x), "steps in the session")
-        view = None
-        if body.gates:
-            encoder = self.net.encoder
-            state = self.state or _zero_state(encoder, x)
-            (output, (h, c)), view = gate_view(encoder, lambda: encoder(x[None], state))
-            self.outputs.extend(output[0].split(1))
-            self.state = (h, c)
-        elif len(x) == 1:  # one step: batched with the other sessions' steps
-            h_t, _, self.state = await served.steps.step(x, self.state)
-            self.outputs.append(h_t)
-        else:
-            state = self.state or _zero_state(self.net.encoder, x)
-            for x_t in x.split(1):  # (1, F)
-                h_t, state = served.step(x_t, state)
-                self.outputs.append(h_t)
-            self.state = state
+        served._check_steps(sum(map(len, self.outputs)) + len(x), "steps in the session")
+        output, _, view = await self.advance(x, body.gates)
+        # a copy: a batched step's output is a view that would keep the whole batch alive
+        self.outputs.append(output.clone())
         outputs = torch.cat(self.outputs)[None]  # (1, T, P)
         pooled = self.net.pool(outputs, torch.tensor([outputs.shape[1]]), self.state[0])
         probabilities = torch.softmax(self.net.head(pooled.features), dim=1)[0]
@@ -338,12 +353,6 @@ class ClassifierStream:
         return model.encode(model.read([np.asarray(body.values)], labelled=False).inputs)[0]
 
 
-def _zero_state(lstm: Any, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    L = lstm.num_layers
-    return (x.new_zeros(L, 1, lstm.proj_size or lstm.hidden_size),
-            x.new_zeros(L, 1, lstm.hidden_size))
-
-
 # --------------------------------------------------------------------------- language models
 
 
@@ -356,7 +365,7 @@ class ServedLanguageModel(ServedModel):
 
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
-        stack = self.stack = self.model.net.stacked_lstm().eval()  # one module, one step
+        stack = self.lstm = self.model.net.stacked_lstm().eval()  # one module, one step
         stack.requires_grad_(False)
         self.step = stack.streaming_step()  # shared by every session (it holds the weights)
         self.steps = StepBatcher(self.step, stack.num_layers, stack.hidden_size,
@@ -414,7 +423,7 @@ class ServedLanguageModel(ServedModel):
             raise RequestError(422, "wrong_input", "a language model explains a 'text'")
         ids = self.token_ids(body.text)
         x = self.model.net.embedding(torch.tensor([ids]))  # (1, T, E)
-        (output, _), gates = gate_view(self.stack, lambda: self.stack(x))
+        (output, _), gates = gate_view(self.lstm, lambda: self.lstm(x))
         tokenizer = self.model.tokenizer
         following = self.next_tokens(output[0, -1])
         return {"model": self.name, "task": self.task,
@@ -427,36 +436,19 @@ class ServedLanguageModel(ServedModel):
         return LanguageModelStream(self)
 
 
-class LanguageModelStream:
+class LanguageModelStream(LSTMStream):
     """The model reading a text piece by piece: its next-token guess after each push."""
-
-    def __init__(self, served: ServedLanguageModel) -> None:
-        self.served = served
-        self.state: tuple[torch.Tensor, torch.Tensor] | None = None
 
     async def push(self, body: PushBody) -> dict[str, Any]:
         served = self.served
         if body.text is None:
             raise RequestError(422, "wrong_input", "a language model reads text: push 'text'")
         x = served.embed(served.token_ids(body.text))  # (T, E)
-        answer: dict[str, Any] = {}
-        if body.gates:
-            stack = served.stack
-            state = self.state or _zero_state(stack, x)
-            (output, self.state), answer["gates"] = gate_view(
-                stack, lambda: stack(x[None], state))
-            hidden = output[0, -1]
-        elif len(x) == 1:  # one token: stepped and guessed with the other sessions' tokens
-            _, guesses, self.state = await served.steps.step(x, self.state)
-            answer["next"] = served.named_guesses(guesses[0])
-            return answer
-        else:
-            state = self.state or _zero_state(served.stack, x)
-            for x_t in x.split(1):  # (1, E)
-                h_t, state = served.step(x_t, state)
-            self.state, hidden = state, h_t[0]
-        answer["next"] = served.next_tokens(hidden)
-        return answer
+        output, guesses, view = await self.advance(x, body.gates)
+        # a batched step guessed the next token with the other sessions' guesses
+        following = (served.named_guesses(guesses[0]) if guesses is not None
+                     else served.next_tokens(output[-1]))
+        return {"next": following} if view is None else {"gates": view, "next": following}
 
 
 # --------------------------------------------------------------------------- translation

@@ -36,7 +36,7 @@ from lstmkit.errors import LstmkitError
 from lstmkit.io.files import atomic_write_json, read_json
 from lstmkit.io.rundir import CONFIG_FILE, FinishedRun, Run, write_config
 from lstmkit.io.weights import save_weights
-from lstmkit.nn import GATE_NAMES, record_gates
+from lstmkit.nn import GATE_NAMES, most_varying_units, record_gates, top_layer_steps
 from lstmkit.tasks.classify.baselines import (
     Baseline,
     NearestNeighbourBaseline,
@@ -415,11 +415,10 @@ class Classifier(Task):
             lengths = torch.tensor([len(encoded)])
             pooled = net.encode(inputs, lengths)
             probabilities = torch.softmax(net.head(pooled.features), dim=1)[0]
-        top_forward = (net.encoder.num_layers - 1) * net.encoder.num_directions
-        top = {name: t[0].numpy() for name, t in trace.last[top_forward].items()}  # (T, H)
-        cells = top["c"]
+        top = {name: t.numpy() for name, t in top_layer_steps(trace, net.encoder).items()}
+        cells = top["c"]  # (T, H)
         if units is None:
-            units = np.argsort(-cells.std(axis=0), kind="stable")[:top_units].tolist()
+            units = most_varying_units(torch.from_numpy(cells), top_units)
         bad = [u for u in units if not 0 <= u < cells.shape[1]]
         if bad:
             raise LstmkitError(f"cell units {bad} do not exist; the top layer has units 0 .. "
