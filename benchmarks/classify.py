@@ -192,7 +192,7 @@ def _row(name: str, evaluation, report, sizes: dict) -> dict:
     result = report.train
     return {
         "name": name, **sizes,
-        "accuracy": evaluation.model.accuracy, "macro_f1": evaluation.model.macro_f1,
+        "accuracy": evaluation.model["accuracy"], "macro_f1": evaluation.model["macro_F1"],
         "baseline": evaluation.baseline.name,
         "baseline_accuracy": evaluation.baseline.accuracy,
         "baseline_macro_f1": evaluation.baseline.macro_f1,

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-TASKS = ("forecast", "classify", "lm", "experiment", "translate", "finance")
+TASKS = ("forecast", "classify", "lm", "experiment", "translate", "speech", "finance")
 
 
 def price_frame(days: int = 420, assets: int = 2, seed: int = 0) -> pd.DataFrame:
@@ -61,6 +61,10 @@ def write_data(task: str, folder: Path) -> None:
         write_tsv(folder / "pairs.tsv", count=300)
     elif task == "finance":
         price_frame().to_csv(folder / "prices.csv", index=False)
+    elif task == "speech":
+        from tone_speech import write_tone_corpus
+
+        write_tone_corpus(folder, count=40)
 
 
 def make_task(task: str, folder: Path, variant: int = 0,
@@ -114,6 +118,19 @@ def make_task(task: str, folder: Path, variant: int = 0,
                                    dropout=0.2 if dropout else 0.0,
                                    label_smoothing=0.1, train=train)
         return Translator(config), folder / "pairs.tsv", {}
+    if task == "speech":
+        from lstmkit.speech import Recogniser, SpeechConfig
+
+        train = TrainConfig(epochs=3, batch_size=1500, lr=5e-3, patience=None, seed=variant,
+                            progress=False)
+        masks = 2 if dropout else 0  # SpecAugment draws its masks like dropout
+        config = SpeechConfig(features={"n_mels": 20, "f_max": 4000.0}, hidden_size=12,
+                              num_layers=1, stack=2, frequency_masks=masks,
+                              frequency_mask_width=3, time_masks=masks, speeds=[1.1],
+                              noise_snr_db=20.0 if dropout else None,
+                              dropout=0.1 if dropout else 0.0, validation_utterances=8,
+                              beam_size=2, train=train)
+        return Recogniser(config), folder / "manifest.csv", {"cache_dir": folder / "cache"}
     if task == "finance":
         from lstmkit.finance import FinanceConfig, FinanceModel
 

@@ -15,8 +15,8 @@ import sys
 from lstmkit.errors import LstmkitError, RunInterrupted
 
 # command group -> module under lstmkit.cli that defines add_parser(subparsers)
-COMMAND_MODULES = ("demo", "forecast", "experiment", "classify", "lm", "translate", "finance",
-                   "tune", "serve", "export")
+COMMAND_MODULES = ("demo", "forecast", "experiment", "classify", "lm", "translate", "speech",
+                   "finance", "tune", "serve", "export")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -26,15 +26,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from lstmkit.data.length_buckets import size_budgeted_batches
 from lstmkit.errors import LstmkitError
 
 logger = logging.getLogger("lstmkit.data")
 
 PARTS = ("train", "validation", "test")
-POOL_BATCHES = 50
-"""Token batches are cut from pools of about this many batches' worth of pairs, sorted
-by length inside the pool: little padding, and still a new mix every epoch."""
-
 
 @dataclass
 class ParallelText:
@@ -200,27 +197,9 @@ class TokenBatches(torch.utils.data.Dataset):
         return sum(len(t) + 1 for t in self.targets)
 
     def batch_plan(self, order: np.ndarray) -> list[np.ndarray]:
-        """Global batches for one pass over ``order``: pools of consecutive pairs of
-        ``order`` sorted by size and cut at ``batch_tokens``; the batches then go in the
-        order of their earliest member in ``order`` (a shuffled order shuffles them)."""
-        mean_size = float(self.sizes.mean())
-        pool_size = max(1, int(POOL_BATCHES * self.batch_tokens / mean_size))
-        batches: list[np.ndarray] = []
-        for start in range(0, len(order), pool_size):
-            pool = order[start:start + pool_size]
-            pool = pool[np.argsort(self.sizes[pool], kind="stable")]
-            first, longest = 0, 0
-            for end, index in enumerate(pool):
-                longest_with = max(longest, int(self.sizes[index]))
-                if longest_with * (end - first + 1) > self.batch_tokens:
-                    batches.append(pool[first:end])
-                    first, longest_with = end, int(self.sizes[index])
-                longest = longest_with
-            batches.append(pool[first:])
-        position = np.zeros(len(self), dtype=np.int64)
-        position[order] = np.arange(len(order))  # where each pair sits in order
-        batches.sort(key=lambda batch: int(position[batch].min()))
-        return batches
+        """Global batches of pairs of about the same size within ``batch_tokens`` (see
+        :func:`lstmkit.data.length_buckets.size_budgeted_batches`)."""
+        return size_budgeted_batches(self.sizes, order, self.batch_tokens)
 
     def collate(self, items: list[tuple[list[int], list[int]]]) -> TranslationBatch:
         """Pad a list of pairs into one :class:`TranslationBatch`."""
