@@ -26,10 +26,12 @@ results/speech.md and .json (docs/speech/ keeps the copies the README quotes).
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import statistics
 import sys
 import time
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -117,9 +119,10 @@ def main() -> None:
         rows[f"lstmkit {kind} (greedy)"] = evaluation["greedy"]
         if kind == "streaming":
             stream = streamed(model, test.paths)
-    sphinx = run_pocketsphinx.transcribe_manifest(_manifest_of(test, root))
-    rows["pocketsphinx 5.1.1 en-us"] = {"WER": sphinx["wer"], "CER": sphinx["cer"],
-                                        "real-time factor": sphinx["real_time_factor"]}
+    sphinx = run_pocketsphinx.transcribe_manifest(_manifest_of(test))
+    rows[f"pocketsphinx {version('pocketsphinx')} en-us"] = {
+        "WER": sphinx["wer"], "CER": sphinx["cer"],
+        "real-time factor": sphinx["real_time_factor"]}
     best = rows[next(k for k in rows if k.startswith("lstmkit bidirectional (beam"))]
     online = rows[next(k for k in rows if k.startswith("lstmkit streaming (beam"))]
     lines = [f"# Speech recognition: {len(test)} test recordings of {root.name} "
@@ -146,11 +149,13 @@ def main() -> None:
          "corpus": str(root), "test_recordings": len(test)}, indent=2), encoding="utf-8")
 
 
-def _manifest_of(data: Any, root: Path) -> Path:
+def _manifest_of(data: Any) -> Path:
     """The scored recordings as a manifest pocketsphinx's runner reads."""
     path = RESULTS / "speech-scored.csv"
-    rows = ["audio,transcript"] + [f"{p},{t}" for p, t in zip(data.paths, data.transcripts)]
-    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    with open(path, "w", newline="", encoding="utf-8") as file:
+        writer = csv.writer(file)
+        writer.writerow(["audio", "transcript"])
+        writer.writerows(zip(map(str, data.paths), data.transcripts))
     return path
 
 

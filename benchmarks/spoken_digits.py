@@ -31,7 +31,7 @@ thread) by default.
     python benchmarks/spoken_digits.py                          # 3 folds, about 13 min
     python benchmarks/spoken_digits.py --budget 60 --select-budget 30 --json out.json
 
-benchmarks/speech.py imports :func:`run`.
+:func:`run` returns the rows, for use from another script.
 """
 
 from __future__ import annotations

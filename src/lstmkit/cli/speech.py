@@ -34,7 +34,6 @@ from lstmkit.cli.options import (
     lstm_options,
     write_output,
 )
-from lstmkit.errors import LstmkitError
 
 if TYPE_CHECKING:  # the CLI imports torch only when a command runs
     from lstmkit.tasks.speech import Recogniser
@@ -264,36 +263,30 @@ def transcribe_command(args: argparse.Namespace) -> int:
 
 def evaluate_command(args: argparse.Namespace) -> int:
     check_outputs(args)
-    if args.output is not None:
-        check_output_file(args.output, args.overwrite)
+    output = None if args.output is None else check_output_file(args.output, args.overwrite)
     with log_session():
         model, scorer = _load(args)
         evaluation = model.evaluate(args.data, part=args.part, beam_size=args.beam_size,
                                     language_model=scorer, lm_weight=args.lm_weight,
                                     limit=args.limit, cache_dir=args.cache_dir)
     print(evaluation.table())
-    if args.output is not None:
+    if output is not None:
         transcripts = evaluation.details["transcripts"]
-        write_output(args.output, "".join(t + "\n" for t in transcripts), args.overwrite)
-        print(f"wrote {len(transcripts)} transcripts to {args.output}")
+        write_output(output, "".join(t + "\n" for t in transcripts), args.overwrite)
+        print(f"wrote {len(transcripts)} transcripts to {output}")
     return 0
 
 
 def stream_command(args: argparse.Namespace) -> int:
     from lstmkit.tasks.speech.streaming import audio_chunks, stream_report
 
-    if args.chunk_ms < 10:
-        raise LstmkitError(f"--chunk-ms must be at least 10, got {args.chunk_ms}")
     with log_session():
         model, scorer = _load(args)
         stream = model.stream()
-        sample_rate = model.config.feature_config.sample_rate
-        shown = ""
-        for chunk in audio_chunks(args.input, sys.stdin.buffer, sample_rate, args.chunk_ms):
-            text = stream.push(chunk)
-            if text != shown:
-                print(f"[{stream.audio_seconds:6.2f} s] {text}", flush=True)
-                shown = text
+        chunks = audio_chunks(args.input, sys.stdin.buffer,
+                              model.config.feature_config.sample_rate, args.chunk_ms)
+        for text in stream.partials(chunks):
+            print(f"[{stream.audio_seconds:6.2f} s] {text}", flush=True)
         final = stream.finish(args.beam_size, scorer, args.lm_weight)
     print(final.text)
     print(stream_report(stream, final), file=sys.stderr)

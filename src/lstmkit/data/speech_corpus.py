@@ -44,14 +44,13 @@ from pathlib import Path
 
 import numpy as np
 
+from lstmkit.data.audio import SAMPLE_RATE, read_audio
 from lstmkit.errors import LstmkitError, option_name
 from lstmkit.io.files import atomic_write_json, atomic_write_text
 
 ALPHABET = " 'abcdefghijklmnopqrstuvwxyz"
 """The characters of every transcript: space, apostrophe and the 26 lowercase letters."""
 
-SAMPLE_RATE = 16_000
-"""Sample rate of the corpus audio (Hz): what speech front ends and pocketsphinx expect."""
 
 HEADROOM_PEAK = 0.5
 """Peak amplitude of the clean speech (full scale is 1), before noise is added."""
@@ -323,21 +322,20 @@ def _plan(sentences: Sequence[str], languages: Sequence[str], variants: Sequence
 def _synthesise(espeak: str, utterance: _Utterance, root: Path, seed: int) -> float:
     """Speak one utterance into ``root / utterance.audio``; its length in seconds."""
     import soundfile
-    from scipy.signal import resample_poly
 
     target = root / utterance.audio
     wav = target.with_suffix(".wav")
     # The text goes through stdin: never a shell, and a text cannot pose as an option.
-    subprocess.run(
+    spoken = subprocess.run(
         [espeak, "-v", utterance.speaker, "-s", str(utterance.speed),
          "-p", str(utterance.pitch), "-w", str(wav), "--stdin"],
-        input=utterance.text, text=True, capture_output=True, check=True)
-    samples, rate = soundfile.read(wav, dtype="float64", always_2d=True)
+        input=utterance.text, text=True, capture_output=True)
+    if spoken.returncode != 0:
+        why = spoken.stderr.strip() or f"exit status {spoken.returncode}"
+        raise LstmkitError(f"espeak-ng failed on voice {utterance.speaker} ({why}); check that "
+                           f"it runs: espeak-ng -v {utterance.speaker} hello")
+    samples = read_audio(wav, SAMPLE_RATE).double().numpy()  # mono, 16 kHz
     wav.unlink()
-    samples = samples.mean(axis=1)  # mono
-    if rate != SAMPLE_RATE:
-        divisor = math.gcd(SAMPLE_RATE, rate)
-        samples = resample_poly(samples, SAMPLE_RATE // divisor, rate // divisor)
     # espeak speaks near full scale: leave headroom so added noise does not clip.
     samples = samples * (HEADROOM_PEAK / (float(np.abs(samples).max()) or 1.0))
     if utterance.snr_db is not None:
@@ -498,22 +496,3 @@ def _replace_folder(staging: Path, out_dir: Path) -> None:
         raise
     finally:
         shutil.rmtree(old, ignore_errors=True)
-
-
-def read_manifest(path: str | Path) -> list[dict[str, str]]:
-    """The rows of a corpus manifest, with ``audio`` resolved against the manifest's folder."""
-    path = Path(path)
-    if not path.is_file():
-        raise LstmkitError(f"{path} does not exist; pass a manifest CSV written by "
-                           "synthesise_corpus (train.csv, validation.csv or test.csv)")
-    with path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        missing = set(MANIFEST_COLUMNS[:2]) - set(reader.fieldnames or ())
-        if missing:
-            raise LstmkitError(f"{path} lacks the column(s) {', '.join(sorted(missing))}; a "
-                               "manifest has the columns audio, transcript, speaker")
-        rows = list(reader)
-    for row in rows:
-        row["audio"] = str(path.parent / row["audio"])
-    return rows
-

@@ -53,9 +53,10 @@ NEG_INF = float("-inf")
 
 @dataclass
 class Hypothesis:
-    """One decoding: token ids (no blanks), the frame at which each token was first
-    emitted, the total log score (acoustic + weighted LM + insertion bonus) and the log
-    probability of the tokens under the CTC outputs alone (over all their alignments)."""
+    """One decoding: token ids (no blanks); the output step (frame of the CTC outputs)
+    at which each token is emitted on the most probable route into the prefix; the total
+    log score (acoustic + weighted LM + insertion bonus); and the log probability of the
+    tokens under the CTC outputs alone (over all their alignments)."""
 
     tokens: list[int]
     frames: list[int]
@@ -162,15 +163,13 @@ class _Prefix:
     log-probabilities. Candidate extensions are only keys until they make the beam, so a
     frame creates at most ``beam_size`` of these rather than one per candidate."""
 
-    __slots__ = ("index", "key", "token", "parent", "length", "lm_total", "_state", "_next")
+    __slots__ = ("index", "key", "token", "parent", "length", "_state", "_next")
 
-    def __init__(self, index: int, key: int, token: int, parent: _Prefix | None,
-                 lm_total: float = 0.0) -> None:
+    def __init__(self, index: int, key: int, token: int, parent: _Prefix | None) -> None:
         self.index, self.key = index, key
         self.token = token  # the last token (-1 at the root: nothing repeats it)
         self.parent = parent
         self.length = 0 if parent is None else parent.length + 1
-        self.lm_total = lm_total  # log P_lm(prefix), without the end of sentence
         self._state: object = None
         self._next: list[float] | None = None
 
@@ -290,9 +289,7 @@ def prefix_beam_search(log_probs: Tensor, beam_size: int = 8, blank: int = BLANK
         for key in following:
             if key not in nodes:
                 parent, token = by_index[key // V], key % V
-                lm_total = (parent.lm_total + parent.next_log_probs(scorer)[token] if use_lm
-                            else 0.0)
-                nodes[key] = node = _Prefix(len(by_index), key, token, parent, lm_total)
+                nodes[key] = node = _Prefix(len(by_index), key, token, parent)
                 by_index.append(node)
         beam = following
     hypotheses = []
@@ -345,7 +342,9 @@ def text_to_tokens(text: str, alphabet: str) -> list[int]:
 def word_timestamps(hypothesis: Hypothesis, alphabet: str,
                     frame_seconds: float) -> list[Word]:
     """The words of a hypothesis (split at spaces) with start = first frame of the word's
-    first character and end = frame of its last character + 1, in seconds."""
+    first character and end = frame of its last character + 1, in seconds;
+    ``frame_seconds`` is the duration of one frame of the CTC outputs (a recogniser that
+    stacks k feature frames per step: k hops)."""
     if len(hypothesis.frames) != len(hypothesis.tokens):
         raise ValueError(f"the hypothesis has {len(hypothesis.tokens)} tokens but "
                          f"{len(hypothesis.frames)} frames")

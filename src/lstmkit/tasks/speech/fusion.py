@@ -4,7 +4,7 @@ recogniser's beam.
     score(prefix) = log p_CTC(prefix | audio) + lambda log p_LM(prefix)
 
 The language model reads characters; each character of the recogniser's alphabet maps
-to the model's id for it (the same character, lowercased if the model lowercases).
+to the model's id for the same character.
 Its state after a prefix is computed once and shared by every beam that extends it.
 """
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -110,9 +111,9 @@ class FrameBatches(torch.utils.data.Dataset):
         self.sizes = np.array([len(f) for f in features])
         longest = int(self.sizes.max()) if len(self.sizes) else 0
         if longest > batch_frames:
-            raise LstmkitError(f"a training recording has {longest} frames "
-                               f"({longest / 100:.0f} s), more than a whole batch of "
-                               f"--batch-size {batch_frames} frames; raise --batch-size")
+            raise LstmkitError(f"a training recording has {longest} feature frames, more than "
+                               f"a whole batch of --batch-size {batch_frames} frames; raise "
+                               "--batch-size")
 
     def __len__(self) -> int:
         return len(self.features)
@@ -183,10 +184,13 @@ class Recogniser(Task):
         cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         features = self._features(train, cache)
         targets = [text_to_tokens(t, config.alphabet) for t in train.transcripts]
-        features, targets = self._trainable(train, features, targets)
+        kept = self._trainable(train, features, targets)
+        train = train.subset(kept)
+        features, targets = [features[k] for k in kept], [targets[k] for k in kept]
         torch.manual_seed(config.train.seed)
         self.net = self._new_net()
         self.net.set_normalisation(torch.cat(features))
+        recordings = len(train)
         features, targets = self._augmented(train, features, targets)
         train_set = FrameBatches(features, targets, config.train.batch_size, augment=config)
         validation_part = held_out.subset(list(range(min(len(held_out),
@@ -207,7 +211,7 @@ class Recogniser(Task):
         best = hooks.scores() if validation_set is not None else None
         hours = float(train_set.sizes.sum()) * self.config.feature_config.frame_seconds / 3600
         report = FitReport(result, {name: len(part) for name, part in parts.items()}
-                           | {"train": len(features)}, hours, best)
+                           | {"train": recordings}, hours, best)
         self.metrics = {"validation_greedy": best, "recordings": report.recordings,
                         "training": {"steps": result.steps, "seconds": result.seconds,
                                      "hours_per_epoch": hours,
@@ -219,7 +223,8 @@ class Recogniser(Task):
                ) -> dict[str, SpeechData]:
         """The training parts, and a record of where they came from (for evaluate)."""
         speech = read_speech_data(data)
-        self.data = {"source": None if isinstance(data, SpeechData) else str(data),
+        self.data = {"source": (None if isinstance(data, SpeechData)
+                                else str(Path(data).resolve())),
                      "fingerprint": _fingerprint(speech), "split": validation is None}
         if validation is None:
             return split_by_sentence(speech, self.config.validation_fraction,
@@ -230,26 +235,30 @@ class Recogniser(Task):
         return cached_log_mel(data.paths, self.config.feature_config, cache)
 
     def _trainable(self, data: SpeechData, features: list[Tensor], targets: list[list[int]]
-                   ) -> tuple[list[Tensor], list[list[int]]]:
-        """Refuse silent recordings; leave out those too short for their transcript (CTC
-        needs a step per character, and one more between repeated characters)."""
+                   ) -> list[int]:
+        """The recordings to train on: refuse silent ones; leave out those too short for
+        their transcript (see :meth:`_fits`)."""
         floor = float(np.log(self.config.feature_config.log_floor))
         quiet = [p for p, f in zip(data.paths, features) if float(f.max()) <= floor + 1e-3]
         if quiet:
             raise LstmkitError(f"{len(quiet)} training recording(s) are silent (e.g. "
                                f"{quiet[0]}); leave them out of the data")
-        stack = self.config.stack
-        kept = [k for k, (f, t) in enumerate(zip(features, targets))
-                if -(-len(f) // stack) >= len(t) + sum(a == b for a, b in zip(t, t[1:]))]
+        kept = [k for k, (f, t) in enumerate(zip(features, targets)) if self._fits(f, t)]
         if len(kept) < len(features):
+            short = sorted(set(range(len(features))) - set(kept))
             logger.warning("%d recording(s) are too short for their transcripts at --stack %d "
-                           "and are left out of training (e.g. %s)", len(features) - len(kept),
-                           stack, data.paths[next(k for k in range(len(features))
-                                                  if k not in set(kept))])
+                           "and are left out of training (e.g. %s)", len(short),
+                           self.config.stack, data.paths[short[0]])
         if not kept:
             raise LstmkitError("every training recording is too short for its transcript; "
                                "lower --stack")
-        return [features[k] for k in kept], [targets[k] for k in kept]
+        return kept
+
+    def _fits(self, features: Tensor, target: list[int]) -> bool:
+        """Whether CTC can align ``target`` to these frames: a step per character, and one
+        more between repeated characters."""
+        steps = -(-len(features) // self.config.stack)
+        return steps >= len(target) + sum(a == b for a, b in zip(target, target[1:]))
 
     def _augmented(self, data: SpeechData, features: list[Tensor], targets: list[list[int]]
                    ) -> tuple[list[Tensor], list[list[int]]]:
@@ -261,18 +270,17 @@ class Recogniser(Task):
         feature_config = c.feature_config
         generator = torch.Generator().manual_seed(c.train.seed)
         extra_features, extra_targets = [], []
-        # the recordings that survived _trainable: match them by their frame counts' order
-        for path, ids in zip(data.paths, targets, strict=False):
+        for path, ids in zip(data.paths, targets, strict=True):
             wave = read_audio(path, feature_config.sample_rate)
-            for speed in c.speeds:
-                extra_features.append(log_mel(speed_perturb(wave, speed,
-                                                            feature_config.sample_rate),
-                                              feature_config))
-                extra_targets.append(ids)
+            copies = [speed_perturb(wave, speed, feature_config.sample_rate)
+                      for speed in c.speeds]
             if c.noise_snr_db is not None:
-                extra_features.append(log_mel(add_noise(wave, c.noise_snr_db, generator),
-                                              feature_config))
-                extra_targets.append(ids)
+                copies.append(add_noise(wave, c.noise_snr_db, generator))
+            for copy in copies:
+                frames = log_mel(copy, feature_config)
+                if self._fits(frames, ids):  # a faster copy may be too short for CTC
+                    extra_features.append(frames)
+                    extra_targets.append(ids)
         return features + extra_features, targets + extra_targets
 
     def _new_net(self) -> SpeechNet:
@@ -310,6 +318,8 @@ class Recogniser(Task):
         beam = self.config.beam_size if beam_size is None else beam_size
         if beam < 1:
             raise LstmkitError(f"--beam-size must be at least 1, got {beam}")
+        if not math.isfinite(lm_weight) or lm_weight < 0:
+            raise LstmkitError(f"--lm-weight must be a number of 0 or more, got {lm_weight}")
         if beam == 1 and language_model is None:
             return greedy_decode(log_probs)
         return prefix_beam_search(log_probs, beam_size=beam, scorer=language_model,

@@ -6,14 +6,16 @@ stacked step, the LSTM's (h, c) and the last emitted CTC token. Greedy decoding 
 on as steps arrive, so the partial text only ever grows by what the new audio said;
 at the end, the whole utterance's log-probabilities get the model's beam search. The
 steps are exactly those of the whole recording: what is streamed ends with the
-transcript of :meth:`Recogniser.transcribe`.
+transcript of :meth:`Recogniser.transcribe` (up to float rounding: the two may run
+on different kernels; and ``transcribe`` answers silence with an empty text without
+decoding it).
 """
 
 from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -79,6 +81,15 @@ class SpeechStream:
         self.chunk_seconds.append(seconds)
         return self.text
 
+    def partials(self, chunks: Iterable[Tensor]) -> Iterator[str]:
+        """Push every chunk; yield the partial transcript whenever it changes."""
+        shown = ""
+        for chunk in chunks:
+            text = self.push(chunk)
+            if text != shown:
+                shown = text
+                yield text
+
     def finish(self, beam_size: int | None = None,
                language_model: LanguageScorer | None = None,
                lm_weight: float = 0.5) -> Transcript:
@@ -89,8 +100,9 @@ class SpeechStream:
             self._run(self.pending)
             self.pending = self.pending[:0]
         if not self.log_probs:
-            raise LstmkitError("the stream ended before one analysis window of audio "
-                               "(25 ms) arrived; nothing to transcribe")
+            window_ms = self.recogniser.config.feature_config.window_ms
+            raise LstmkitError(f"the stream ended before one analysis window of audio "
+                               f"({window_ms:g} ms) arrived; nothing to transcribe")
         best = self.recogniser.decode(torch.cat(self.log_probs), beam_size, language_model,
                                       lm_weight)
         self.compute_seconds += time.perf_counter() - started
@@ -113,6 +125,8 @@ def audio_chunks(path: Path | None, raw_input: BinaryIO, sample_rate: int,
                  chunk_ms: int) -> Iterator[Tensor]:
     """``chunk_ms`` of audio at a time: from an audio file, or without one from
     ``raw_input`` as raw 16-bit little-endian mono PCM at ``sample_rate``."""
+    if chunk_ms < 10:
+        raise LstmkitError(f"--chunk-ms must be at least 10, got {chunk_ms}")
     samples = sample_rate * chunk_ms // 1000
     if path is not None:
         wave = read_audio(path, sample_rate)
