@@ -3,6 +3,7 @@
 import json
 import random
 import sys
+import time
 import types
 
 import numpy as np
@@ -13,6 +14,7 @@ import torch
 from lstmkit.cli import main
 from lstmkit.data.labelled_tables import load_sequences
 from lstmkit.data.tokenizers import build_tokenizer
+from lstmkit.errors import LstmkitError
 from lstmkit.nn import LSTM
 from lstmkit.tasks.classify import Classifier, ClassifierConfig
 from lstmkit.tasks.classify.network import POOLINGS, SequenceClassifierNet
@@ -388,3 +390,99 @@ def test_a_small_validation_split_is_warned_about(caplog, val_fraction, patience
         Classifier(config).fit(pd.DataFrame({"text": texts, "label": labels}))
     said = [r for r in caplog.records if "validation split has only" in r.getMessage()]
     assert bool(said) == warned
+
+
+# --------------------------------------------------------------------------- small data
+
+
+def three_shapes(count: int, seed: int, length: int = 40) -> pd.DataFrame:
+    """One row per series, classes in turn: a noisy sine, square or sawtooth wave of
+    random phase (a stand-in for a small UCR set)."""
+    rng = np.random.default_rng(seed)
+    steps = np.linspace(0, 1, length)
+    rows = []
+    for k in range(count):
+        cycles = 3 * steps + rng.uniform(0, 1)
+        wave = [np.sin(2 * np.pi * cycles), np.sign(np.sin(2 * np.pi * cycles)),
+                2 * (cycles % 1) - 1][k % 3]
+        values = wave + rng.normal(0, 0.3, length)
+        rows.append({"series": " ".join(f"{v:.3f}" for v in values), "label": "abc"[k % 3]})
+    return pd.DataFrame(rows)
+
+
+def test_stratified_split_keeps_every_class_in_a_small_validation_split():
+    from lstmkit.tasks.classify.data import stratified_split
+
+    targets = np.repeat([0, 1, 2], 12)  # 36 series, 3 classes: 0.1 of 12 rounds to 1
+    train, val = stratified_split(targets, 0.1, seed=0)
+    assert np.bincount(targets[val]).tolist() == [2, 2, 2]
+    assert sorted(np.concatenate([train, val]).tolist()) == list(range(36))
+    larger = np.repeat([0, 1], [200, 40])  # the fraction rules once it gives more
+    _, val = stratified_split(larger, 0.1, seed=0)
+    assert np.bincount(larger[val]).tolist() == [20, 4]
+    tiny = np.array([0, 0, 1, 1, 1, 2, 2, 2, 2, 2, 2])  # a class keeps two thirds of itself
+    _, val = stratified_split(tiny, 0.1, seed=0)
+    assert np.bincount(tiny[val], minlength=3).tolist() == [0, 1, 2]
+    assert len(stratified_split(targets, 0.0, seed=0)[1]) == 0  # no validation asked for
+
+
+def test_small_set_validates_on_every_class_and_beats_the_majority(caplog):
+    config = ClassifierConfig(data="numbers", value_columns=["series"],
+                              train=TrainConfig(progress=False))  # the defaults otherwise
+    classifier = Classifier(config)
+    with caplog.at_level("WARNING", logger="lstmkit.classify"):
+        report = classifier.fit(three_shapes(36, seed=0))
+    messages = " ".join(r.getMessage() for r in caplog.records)
+    assert "small training data: 30 examples for 3 classes" in messages
+    assert "validation split has only 6 examples (a: 2, b: 2, c: 2)" in messages
+    assert report.validation.details["examples"] == 6
+    floor = config.early_stopping_floor()
+    assert floor == 10 and report.train.best_epoch >= floor
+    test = classifier.evaluate(three_shapes(90, seed=1))
+    assert test.model["accuracy"] >= 0.55  # the majority class scores 1/3
+
+
+def flipped(data: pd.DataFrame) -> pd.DataFrame:
+    return data.assign(label=data["label"].map({"up": "down", "down": "up"}))
+
+
+@pytest.mark.parametrize("min_epochs, epochs_run, best_epoch", [
+    (0, 2, 1),  # the validation loss decides from epoch 1: stopped at once
+    (5, 6, 5),  # patience counts only after the floor; the best epoch is not before it
+])
+def test_early_stopping_waits_for_the_floor(min_epochs, epochs_run, best_epoch):
+    # validation labels are the training labels flipped: the more the model learns, the
+    # worse its validation loss, so every epoch after the first is a bad one
+    train = signed_sequences(40, seed=4)
+    config = ClassifierConfig(data="numbers", value_columns=["x"], id_column="id",
+                              step_column="t", hidden_size=8, min_epochs=min_epochs,
+                              train=TrainConfig(epochs=30, lr=0.02, patience=1,
+                                                progress=False))
+    report = Classifier(config).fit(train, val_data=flipped(train))
+    assert report.train.stop_reason == "early_stopping"
+    assert (report.train.epochs_run, report.train.best_epoch) == (epochs_run, best_epoch)
+
+
+def test_the_early_stopping_floor_scales_with_the_run():
+    assert ClassifierConfig(train=TrainConfig(epochs=50)).early_stopping_floor() == 10
+    assert ClassifierConfig(train=TrainConfig(epochs=8)).early_stopping_floor() == 2
+    assert ClassifierConfig(min_epochs=3).early_stopping_floor() == 3
+    with pytest.raises(LstmkitError, match="--min-epochs"):
+        ClassifierConfig(min_epochs=-1)
+
+
+def test_a_budgeted_fit_ends_in_time_with_its_schedule_run_down(tmp_path):
+    budget = 4.0
+    config = ClassifierConfig(data="numbers", value_columns=["series"], hidden_size=16,
+                              train=TrainConfig(epochs=100_000, patience=None,
+                                                schedule="cosine", time_budget_s=budget,
+                                                progress=False))
+    started = time.monotonic()
+    report = Classifier(config).fit(three_shapes(36, seed=0), run_dir=tmp_path / "run")
+    seconds = time.monotonic() - started
+    # the whole fit (reading, baseline, training, evaluation, plots, files): the
+    # budget's 10% plus a second for a busy machine
+    assert seconds <= 1.1 * budget + 1.0
+    assert report.train.stop_reason == "time_budget"
+    assert report.train.history[-1]["lr"] < 0.05 * config.train.lr  # decayed by the clock
+    assert (tmp_path / "run" / "metrics.json").is_file()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 from lstmkit.cli.options import (
@@ -36,8 +37,8 @@ _CONFIG_FIELDS = {"kind": "data"} | {name: name for name in (
     "text_column", "label_column", "value_columns", "id_column", "step_column",
     "frame_length", "tokenizer", "vocab_size", "min_count", "lowercase", "max_length",
     "embedding_dim", "hidden_size", "num_layers", "bidirectional", "pooling", "dropout",
-    "lstm_dropout", "proj_size", "class_weights", "val_fraction", "from_lm", "lr_decay",
-    "gradual_unfreeze",
+    "lstm_dropout", "proj_size", "class_weights", "val_fraction", "min_epochs", "from_lm",
+    "lr_decay", "gradual_unfreeze",
 )}
 
 
@@ -119,10 +120,14 @@ def add_fit_options(parser: argparse.ArgumentParser) -> None:
     model.add_argument("--proj-size", type=int, help="LSTM projection size (default 0: none)")
     model.add_argument("--class-weights", action="store_true", default=None,
                        help="weigh the loss by inverse class frequency (imbalanced labels)")
-    add_training_options(parser, "sequences per batch", "validation loss",
-                         {"epochs": 50, "batch_size": 32, "lr": 0.001, "schedule": "constant",
-                          "warmup_steps": 0, "grad_clip": 1, "patience": 10,
-                          "weight_decay": 0})
+    training = add_training_options(
+        parser, "sequences per batch", "validation loss",
+        {"epochs": 50, "batch_size": 32, "lr": 0.001, "schedule": "constant",
+         "warmup_steps": 0, "grad_clip": 1, "patience": 10, "weight_decay": 0})
+    training.add_argument("--min-epochs", type=int, metavar="N",
+                          help="early stopping and the best epoch wait until epoch N, so a "
+                               "small set's model is not stopped before it learns (default: "
+                               "a fifth of --epochs; 0: from epoch 1)")
     add_lstm_options(parser)
     add_threads_option(parser)
 
@@ -181,12 +186,13 @@ def fit_options(args: argparse.Namespace) -> dict:
 
 
 def train_command(args: argparse.Namespace) -> int:
+    started = time.monotonic()  # --time-budget covers the imports below (torch's) too
     from lstmkit.tasks.classify import Classifier
     from lstmkit.train import is_main_process
 
     report = Classifier(config_from_args(args)).fit(
         args.data, args.run_dir, resume=args.resume, overwrite=args.overwrite,
-        **fit_options(args))
+        budget_from=started, **fit_options(args))
     if not is_main_process():
         return 0
     result = report.train

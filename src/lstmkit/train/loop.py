@@ -106,6 +106,7 @@ def fit(
     hooks: Any = None,
     started: float | None = None,
     final_passes: int = 0,
+    min_epochs: int = 0,
 ) -> TrainResult:
     """Train ``model`` with AdamW and return a :class:`TrainResult`.
 
@@ -134,6 +135,12 @@ def fit(
     the time fractions, so the learning rate has decayed when the time is up (such a
     run stops where the clock says, so it does not repeat exactly).
 
+    ``min_epochs`` is a floor under early stopping: up to that epoch every epoch counts
+    as the best so far (as without validation data), so neither ``patience`` nor the
+    choice of the best epoch can go back to a model that has not learned yet; from the
+    floor on, the validation criterion decides and patience counts. The default 0 lets
+    the criterion decide from the first epoch.
+
     With ``run_dir``, rank 0 keeps a checkpoint there (see
     :mod:`lstmkit.train.checkpoint`) and ``resume=True`` continues from it, giving
     the same weights as an uninterrupted run. At the end the best epoch's weights
@@ -146,6 +153,9 @@ def fit(
         raise LstmkitError("the training data is empty; give it at least one example")
     if val_data is not None and len(val_data) == 0:
         raise LstmkitError("the validation data is empty; give it examples or pass none")
+    if isinstance(min_epochs, bool) or not isinstance(min_epochs, int) or min_epochs < 0:
+        raise LstmkitError(f"min_epochs must be a whole number of 0 or more, got "
+                           f"{min_epochs!r}; fix --min-epochs")
     path = None if run_dir is None else Path(run_dir)
     if resume and path is None:
         raise LstmkitError("resume needs the run directory to continue from (--run-dir)")
@@ -156,7 +166,7 @@ def fit(
         )
     with processes(device) as procs:
         trainer = _Trainer(model, train_data, loss_fn, config, val_data, path, collate_fn,
-                           param_groups, hooks, procs, started, final_passes)
+                           param_groups, hooks, procs, started, final_passes, min_epochs)
         if resume:
             trainer.resume()
         return trainer.run()
@@ -226,9 +236,11 @@ class _Trainer:
         procs: Processes,
         started: float | None = None,
         final_passes: int = 0,
+        min_epochs: int = 0,
     ) -> None:
         self.started = time.monotonic() if started is None else started
         self.final_passes = final_passes
+        self.min_epochs = min_epochs
         self.validation_seconds = 0.0  # of the latest validation pass
         self.model, self.loss_fn, self.config = model, loss_fn, config
         self.train_data, self.val_data, self.collate_fn = train_data, val_data, collate_fn
@@ -419,9 +431,11 @@ class _Trainer:
             self.validation_seconds = time.monotonic() - validation_started
             if not math.isfinite(val_loss):
                 raise self._diverged(epoch, "validation loss", val_loss)
-        # Without validation data the best weights are simply the latest.
-        improved = val_loss is None or state.best_val_loss is None or (
-            val_loss < state.best_val_loss - config.min_delta
+        # Without validation data the best weights are simply the latest; so are they
+        # up to the floor of min_epochs, before which the model may not have learned yet.
+        improved = (
+            val_loss is None or state.best_val_loss is None or epoch <= self.min_epochs
+            or val_loss < state.best_val_loss - config.min_delta
         )
         if improved:
             state.best_val_loss = val_loss

@@ -8,6 +8,7 @@ lstmkit.report.classify_report).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
@@ -67,7 +68,7 @@ from lstmkit.tasks.classify.transfer import (
     layer_groups,
 )
 from lstmkit.tasks.lifecycle import Evaluation, Task
-from lstmkit.train import fit
+from lstmkit.train import TrainConfig, fit
 
 TASK = "classify"
 MODEL_FILE = "model.safetensors"
@@ -76,6 +77,12 @@ CONFUSION_FILE = "confusion_matrix.png"
 SMALL_VALIDATION = 30
 """Fewer validation examples than this make early stopping and the best epoch a matter of
 chance: one example more or less right moves the loss more than learning does."""
+SMALL_TRAINING_PER_CLASS = 20
+"""A class with fewer training examples than this is small data for an LSTM: its scores
+swing with the seed, and a nearest-neighbour or linear baseline often wins."""
+MIN_STEPS_PER_EPOCH = 4
+"""A training part smaller than this many batches is cut into this many: with one
+full-batch step per epoch, 50 epochs are 50 optimizer steps, too few to learn from."""
 
 logger = logging.getLogger("lstmkit.classify")
 
@@ -176,20 +183,27 @@ class Classifier(Task):
 
     def fit(self, data: TableSource, run_dir: str | Path | None = None, *,
             resume: bool = False, overwrite: bool = False,
-            val_data: TableSource | None = None) -> FitReport:
+            val_data: TableSource | None = None,
+            budget_from: float | None = None) -> FitReport:
         """Train on ``data`` and keep the best epoch by validation loss.
 
         Validation is ``val_data`` or a stratified ``val_fraction`` of ``data``; the
         baseline is fitted on the same training part. With ``run_dir`` the run directory
         is written by the lifecycle's rules (see lstmkit.tasks.lifecycle); ``resume``
         continues an interrupted run with its saved model settings and this config's
-        training options.
+        training options. ``train.time_budget_s`` counts from this call, or from
+        ``budget_from`` (an earlier ``time.monotonic()`` reading: the CLI's command start,
+        so the budget covers its imports too), and covers reading, the baseline,
+        training, the final evaluation and the run directory's files.
         """
         return super().fit(data, run_dir, resume=resume, overwrite=overwrite,
-                           val_data=val_data)
+                           val_data=val_data, budget_from=budget_from)
 
     def _fit(self, data: TableSource, run: Run | None, started: float,
-             val_data: TableSource | None = None) -> FitReport:
+             val_data: TableSource | None = None,
+             budget_from: float | None = None) -> FitReport:
+        if budget_from is not None:
+            started = min(started, budget_from)
         resumed = run is not None and run.resumed
         if resumed:
             self._adopt_setup(read_json(run.work / CONFIG_FILE),
@@ -215,12 +229,7 @@ class Classifier(Task):
             train_targets = targets[train_index]
             val_inputs = [inputs[k] for k in val_index]
             val_targets = targets[val_index]
-        if 0 < len(val_inputs) < SMALL_VALIDATION and self.config.train.patience is not None:
-            counts = np.bincount(val_targets, minlength=len(self.classes))
-            logger.warning(
-                "the validation split has only %d examples (%s); early stopping and the choice "
-                "of the best epoch rest on them. Give more with --val-data or --val-fraction",
-                len(val_inputs), ", ".join(f"{c}: {n}" for c, n in zip(self.classes, counts)))
+        self._warn_if_small(train_targets, val_targets)
         if not resumed:
             self._build(train_inputs)
         train_set = EncodedExamples(self.encode(train_inputs), train_targets)
@@ -232,11 +241,14 @@ class Classifier(Task):
         # the baseline first: a --time-budget (counted from the command's start, reading
         # and encoding included) then leaves the training loop what remains of it
         self.baseline = self._fit_baseline(train_inputs, train_targets)
+        _import_finishing_modules(run is not None and run.writer)
         training_started = time.monotonic()
-        result = fit(self.net, train_set, loss, self.config.train, val_data=val_set,
+        train_config = self._train_config(len(train_set))
+        result = fit(self.net, train_set, loss, train_config, val_data=val_set,
                      run_dir=None if run is None else run.work, resume=resumed,
                      collate_fn=collate, param_groups=param_groups, hooks=hooks,
-                     started=started, final_passes=1)
+                     started=started, final_passes=1,
+                     min_epochs=self.config.early_stopping_floor())
         seconds = time.monotonic() - training_started
         for parameter in self.net.parameters():  # gradual unfreezing may have frozen some
             parameter.requires_grad_(True)
@@ -248,9 +260,52 @@ class Classifier(Task):
 
             plot_confusion_matrix(self.validation, run.work / CONFUSION_FILE,
                                   title="validation split")
-        seen = _sequences_seen(result.steps, len(train_set), self.config.train.batch_size)
+        seen = _sequences_seen(result.steps, len(train_set), train_config.batch_size)
         return FitReport(result, self.validation, len(train_set), seconds,
                          seen / max(seconds, 1e-9))
+
+    def _warn_if_small(self, train_targets: np.ndarray, val_targets: np.ndarray) -> None:
+        """Say when the training part or the validation split is too small to trust."""
+        train_counts = np.bincount(train_targets, minlength=len(self.classes))
+        few = [(c, n) for c, n in zip(self.classes, train_counts)
+               if n < SMALL_TRAINING_PER_CLASS]
+        if few:
+            shown = ", ".join(f"{c}: {n}" for c, n in few[:5]) + (" ..." if len(few) > 5 else "")
+            logger.warning(
+                "small training data: %d examples for %d classes, and %d class(es) have fewer "
+                "than %d (%s). Expect scores that vary with --seed; compare them with the "
+                "baseline printed beside them, and give more examples where you can",
+                len(train_targets), len(self.classes), len(few), SMALL_TRAINING_PER_CLASS,
+                shown)
+        if len(val_targets) == 0 or self.config.train.patience is None:
+            return  # no validation split, or it decides nothing
+        counts = np.bincount(val_targets, minlength=len(self.classes))
+        missing = [c for c, n in zip(self.classes, counts) if n == 0]
+        if len(val_targets) < SMALL_VALIDATION:
+            logger.warning(
+                "the validation split has only %d examples (%s); early stopping (after epoch "
+                "%d, --min-epochs) and the choice of the best epoch rest on them. Give more "
+                "with --val-data or --val-fraction",
+                len(val_targets), ", ".join(f"{c}: {n}" for c, n in zip(self.classes, counts)),
+                self.config.early_stopping_floor())
+        elif missing:
+            logger.warning(
+                "the validation split has no examples of %s (too few to spare); early "
+                "stopping does not see how the model does on them. Give --val-data",
+                ", ".join(map(repr, missing[:5])) + (" ..." if len(missing) > 5 else ""))
+
+    def _train_config(self, train_examples: int) -> TrainConfig:
+        """The training loop's options, the batch cut so an epoch takes at least
+        MIN_STEPS_PER_EPOCH steps (the same on resumption: it depends on the data only)."""
+        train = self.config.train
+        batch_size = min(train.batch_size,
+                         max(1, math.ceil(train_examples / MIN_STEPS_PER_EPOCH)))
+        if batch_size == train.batch_size:
+            return train
+        logger.info("batches of %d rather than %d: the %d training examples then give %d "
+                    "optimizer steps per epoch", batch_size, train.batch_size,
+                    train_examples, math.ceil(train_examples / batch_size))
+        return dataclasses.replace(train, batch_size=batch_size)
 
     def _build(self, train_inputs: Examples) -> None:
         """Tokenizer or scaling, and the network, from the training part of the data."""
@@ -486,6 +541,16 @@ class Classifier(Task):
         if run.has(METRICS_FILE):
             classifier.validation = Evaluation.from_json(run.json(METRICS_FILE))
         return classifier
+
+
+def _import_finishing_modules(plots: bool) -> None:
+    """Import now what the work after training imports lazily (the scores' sklearn, the
+    confusion matrix's matplotlib): a second or two on a cold start, which then falls
+    inside the time budget the training loop sees rather than after it."""
+    import sklearn.metrics  # noqa: F401
+
+    if plots:
+        import lstmkit.report.classify_report  # noqa: F401
 
 
 def _sequences_seen(steps: int, examples: int, batch_size: int) -> int:

@@ -70,18 +70,32 @@ def natural_sort(labels: set[str]) -> list[str]:
         return sorted(labels)
 
 
-def stratified_split(targets: np.ndarray, fraction: float,
-                     seed: int) -> tuple[np.ndarray, np.ndarray]:
+MIN_VALIDATION_PER_CLASS = 2
+"""Each class sends at least this many examples to a held-out validation split, so early
+stopping and the best epoch see every class more than once (one example right or wrong
+would decide them). A class gives at most a third of its examples to reach it."""
+
+
+def stratified_split(targets: np.ndarray, fraction: float, seed: int,
+                     min_per_class: int = MIN_VALIDATION_PER_CLASS
+                     ) -> tuple[np.ndarray, np.ndarray]:
     """Indices of training and validation parts, ``fraction`` of each class held out.
 
-    Every class keeps at least one training example; a class too small to spare one
-    has no validation examples.
+    With ``fraction`` above 0 each class holds out at least ``min_per_class`` examples
+    where it can spare them without losing more than a third of itself (a class of 36
+    gives 4 at 0.1; one of 12 gives 2, not 1; one of 6 gives 2; one of 3 to 5 gives 1;
+    one of 2 gives none), so a small set still validates on every class. Every class
+    keeps at least one training example; a class too small to spare one has no
+    validation examples.
     """
     generator = np.random.default_rng(seed)
     held_out = []
     for target in np.unique(targets):
         members = generator.permutation(np.flatnonzero(targets == target))
-        take = min(int(round(fraction * len(members))), len(members) - 1)
+        take = int(round(fraction * len(members)))
+        if fraction > 0:
+            take = max(take, min(min_per_class, len(members) // 3))
+        take = min(take, len(members) - 1)
         held_out.extend(members[:take].tolist())
     validation = np.sort(np.asarray(held_out, dtype=np.int64))
     training = np.setdiff1d(np.arange(len(targets)), validation)
