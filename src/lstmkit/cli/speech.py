@@ -103,14 +103,14 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
     model.add_argument("--streaming", action="store_true",
                        help="a forward-only LSTM that can transcribe as audio arrives "
                             "(default: bidirectional, whole recordings)")
-    model.add_argument("--stack", type=int, help="10 ms frames per LSTM step (default 3)")
+    model.add_argument("--stack", type=int, help="10 ms frames per LSTM step (default 4)")
     model.add_argument("--hidden-size", type=int, help="units per direction (default 256)")
     model.add_argument("--num-layers", type=int, help="(default 3)")
     model.add_argument("--dropout", type=float, help="(default 0.1)")
     augment = parser.add_argument_group("augmentation")
-    augment.add_argument("--frequency-masks", type=int, help="SpecAugment (default 2)")
+    augment.add_argument("--frequency-masks", type=int, help="SpecAugment (default 1)")
     augment.add_argument("--frequency-mask-width", type=int, help="bins (default 15)")
-    augment.add_argument("--time-masks", type=int, help="SpecAugment (default 2)")
+    augment.add_argument("--time-masks", type=int, help="SpecAugment (default 1)")
     augment.add_argument("--time-mask-fraction", type=float,
                          help="longest time mask, share of the recording (default 0.05)")
     augment.add_argument("--speeds", type=float, nargs="+", metavar="FACTOR",
@@ -120,7 +120,7 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--beam-size", type=int, help="the model's default beam (default 8)")
     train = add_training_options(
         parser, "feature frames (10 ms) per batch", "validation character error rate",
-        {"epochs": 30, "batch_size": 12000, "lr": 0.002, "schedule": "cosine",
+        {"epochs": 30, "batch_size": 4000, "lr": 0.003, "schedule": "cosine",
          "warmup_steps": 100, "grad_clip": 5, "patience": 6, "weight_decay": 0})
     train.add_argument("--validation-utterances", type=int,
                        help="validation recordings transcribed after each epoch (default 300)")

@@ -25,6 +25,7 @@ Transcripts everywhere go through :func:`normalise_transcript` and use only
 
 from __future__ import annotations
 
+import ast
 import csv
 import dataclasses
 import io
@@ -34,6 +35,7 @@ import random
 import re
 import shutil
 import subprocess
+import sysconfig
 import tempfile
 import time
 import unicodedata
@@ -150,9 +152,30 @@ def _dpkg_paragraphs(status: str) -> Iterable[str]:
         yield " ".join(lines)
 
 
+def _docstring_paragraphs() -> Iterable[str]:
+    """The paragraphs of the docstrings of Python's standard library (modules, classes,
+    functions; tests left out): English prose that every Python installation has."""
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    for path in sorted(stdlib.rglob("*.py")):
+        parts = path.relative_to(stdlib).parts
+        if any(p in ("test", "tests", "idle_test", "site-packages") for p in parts):
+            continue
+        try:
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+        except (SyntaxError, UnicodeDecodeError, ValueError):
+            continue  # a few library files are templates or other encodings
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef,
+                                 ast.AsyncFunctionDef)):
+                text = ast.get_docstring(node)
+                if text:
+                    yield from re.split(r"\n\s*\n", text)
+
+
 def _default_paragraphs() -> list[str]:
-    """Debian's package descriptions and Python's documentation: both, because either
-    alone gives only about 500-600 sentences, fewer than a default corpus's utterances."""
+    """Debian's package descriptions, Python's documentation and the docstrings of its
+    standard library: together about 9,000 sentences; the first two alone give about
+    1,100, too few for a recogniser to learn spelling rather than sentences."""
     paragraphs: list[str] = []
     if DPKG_STATUS.is_file():
         paragraphs += _dpkg_paragraphs(DPKG_STATUS.read_text(encoding="utf-8",
@@ -160,6 +183,7 @@ def _default_paragraphs() -> list[str]:
     from pydoc_data.topics import topics
 
     paragraphs += [p for text in topics.values() for p in re.split(r"\n\s*\n", text)]
+    paragraphs += _docstring_paragraphs()
     return paragraphs
 
 

@@ -12,7 +12,7 @@
 The network (Graves et al. 2013; Sak et al. 2015's frame stacking):
 
     m_t = log mel(x) at frame t               80 bins, 25 ms windows every 10 ms
-    s_u = [m_(3u) ; m_(3u+1) ; m_(3u+2)]      normalised frames stacked: a step per 30 ms
+    s_u = [m_(4u) ; ... ; m_(4u+3)]           normalised frames stacked: a step per 40 ms
     h_u = (Bi)LSTM(s_1..s_U)                  lstmkit.nn.LSTM, any variant
     p(a | u) = softmax(W h_u + b)             characters and CTC's blank
 

@@ -19,7 +19,7 @@ TASK = "speech"
 
 def _default_training() -> TrainConfig:
     # batch_size counts feature frames (10 ms each) here: see SpeechConfig
-    return TrainConfig(epochs=30, batch_size=12000, lr=2e-3, schedule="cosine",
+    return TrainConfig(epochs=30, batch_size=4000, lr=3e-3, schedule="cosine",
                        warmup_steps=100, grad_clip=5.0, patience=6, shuffle=True)
 
 
@@ -29,8 +29,8 @@ class SpeechConfig(JsonConfig):
 
     Features: ``features`` holds :class:`lstmkit.data.audio.FeatureConfig`'s fields (log-mel
     bins, window, hop); they are normalised by the training set's mean and deviation
-    per bin. ``stack`` consecutive frames are joined into one step of the LSTM (30 ms
-    at 3), which shortens the recurrence that many times.
+    per bin. ``stack`` consecutive frames are joined into one step of the LSTM (40 ms
+    at 4), which shortens the recurrence that many times.
 
     Alphabet: the characters transcripts may use; CTC adds the blank. A transcript
     with a character outside it is refused (normalise it, or give ``alphabet``).
@@ -57,15 +57,15 @@ class SpeechConfig(JsonConfig):
     features: dict[str, Any] = field(
         default_factory=lambda: dataclasses.asdict(FeatureConfig()))
     alphabet: str = ALPHABET
-    stack: int = 3
+    stack: int = 4
     hidden_size: int = 256
     num_layers: int = 3
     bidirectional: bool = True
     dropout: float = 0.1
     lstm: dict[str, Any] = field(default_factory=dict)
-    frequency_masks: int = 2
+    frequency_masks: int = 1
     frequency_mask_width: int = 15
-    time_masks: int = 2
+    time_masks: int = 1
     time_mask_fraction: float = 0.05
     speeds: list[float] = field(default_factory=list)
     noise_snr_db: float | None = None
