@@ -15,7 +15,12 @@ features are computed and cached first, timed apart) with ``--threads`` (default
 machine's two cores), one after the other; then, on one thread, every system
 transcribes the same ``--limit`` test recordings. pocketsphinx decodes with its default
 configuration (benchmarks/peers/run_pocketsphinx.py). Streaming pushes each test
-recording in 100 ms chunks through ``Recogniser.stream()`` and times every push.
+recording in 100 ms chunks through ``Recogniser.stream()`` and times every push. With
+``--lm-budget`` a character language model (``lstmkit lm``) learns the sentences found
+on this machine that are in neither the validation nor the test part, and the
+bidirectional model's beam is fused with it at the weight (0.2, 0.4 or 0.7) with the
+lowest WER on 40 validation recordings. ``--reuse`` scores the models a previous run
+finished and trains only the others.
 
     .venv/bin/python benchmarks/speech.py                     # 4,000 utterances, 14 min each
     .venv/bin/python benchmarks/speech.py --quick             # 400 utterances, 2 min each
@@ -43,9 +48,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "peers"))
 import run_pocketsphinx  # noqa: E402
 
 from lstmkit.data.audio import FeatureConfig, cached_log_mel, read_audio  # noqa: E402
-from lstmkit.data.speech_corpus import synthesise_corpus  # noqa: E402
+from lstmkit.data.speech_corpus import find_sentences, synthesise_corpus  # noqa: E402
 from lstmkit.data.speech_data import read_speech_data  # noqa: E402
-from lstmkit.speech import Recogniser, SpeechConfig, TrainConfig  # noqa: E402
+from lstmkit.lm import LanguageModel, LanguageModelConfig  # noqa: E402
+from lstmkit.speech import (  # noqa: E402
+    CharacterLanguageModel,
+    Recogniser,
+    SpeechConfig,
+    TrainConfig,
+)
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"
 CHUNK_SECONDS = 0.1
@@ -71,6 +82,44 @@ def train(root: Path, bidirectional: bool, budget: float, run_dir: Path) -> dict
     print(report.summary(), f"({seconds:.0f} s)", flush=True)
     return {"seconds": seconds, "steps": report.result.steps,
             "epochs": report.result.epochs_run, "validation": report.validation}
+
+
+def trained(run_dir: Path) -> dict[str, Any]:
+    """What a previous run's training was, from its metrics."""
+    model = Recogniser.load(run_dir)
+    training = model.metrics["training"]
+    return {"seconds": training["seconds"], "steps": training["steps"],
+            "epochs": training["best_epoch"], "validation": model.metrics["validation_greedy"]}
+
+
+def language_model(root: Path, name: str, budget: float) -> tuple[Any, dict[str, Any]]:
+    """A character LM (lstmkit lm) on the sentences found here that are neither in the
+    corpus's validation nor its test part, as a scorer for the beam."""
+    held_out = {t for part in ("validation", "test")
+                for t in read_speech_data(root / f"{part}.csv").transcripts}
+    sentences = [s for s in find_sentences(limit=None) if s not in held_out]
+    text = RESULTS / f"{name}-lm.txt"
+    text.write_text("".join(s + "\n" for s in sentences), encoding="utf-8")
+    config = LanguageModelConfig(tokenizer="char", embedding_dim=64, hidden_size=512,
+                                 num_layers=1, train=TrainConfig(
+                                     **{**vars(LanguageModelConfig().train),
+                                        "time_budget_s": budget, "progress": False}))
+    started = time.perf_counter()
+    LanguageModel(config).fit(text, RESULTS / f"{name}-lm", overwrite=True,
+                              cache_dir=RESULTS / "speech-cache")
+    seconds = time.perf_counter() - started
+    scorer = CharacterLanguageModel.load(RESULTS / f"{name}-lm", SpeechConfig().alphabet)
+    return scorer, {"sentences": len(sentences), "seconds": seconds}
+
+
+def fusion_weight(model: Recogniser, scorer: Any, root: Path) -> float:
+    """The LM weight with the lowest WER on 40 validation recordings."""
+    validation = read_speech_data(root / "validation.csv")
+    validation = validation.subset(list(range(min(40, len(validation)))))
+    found = {weight: model.evaluate(validation, language_model=scorer, lm_weight=weight,
+                                    cache_dir=RESULTS / "speech-cache").model["WER"]
+             for weight in (0.2, 0.4, 0.7)}
+    return min(found, key=found.get)
 
 
 def streamed(model: Recogniser, paths: list[Path]) -> dict[str, float]:
@@ -100,6 +149,10 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=840.0, help="seconds per model")
     parser.add_argument("--threads", type=int, default=2, help="torch threads for training")
     parser.add_argument("--limit", type=int, default=120, help="test recordings scored")
+    parser.add_argument("--lm-budget", type=float, default=240.0,
+                        help="seconds to train the character LM fused into the beam (0: none)")
+    parser.add_argument("--reuse", action="store_true",
+                        help="score the models a previous run finished; train only the others")
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     if args.quick:
@@ -116,8 +169,11 @@ def main() -> None:
     name = f"speech{'-quick' if args.quick else ''}"
     runs = {"bidirectional": RESULTS / f"{name}-bidirectional",
             "streaming": RESULTS / f"{name}-streaming"}
-    training = {kind: train(root, kind == "bidirectional", args.budget, run)
+    training = {kind: (trained(run) if args.reuse and (run / "manifest.json").is_file() else
+                       train(root, kind == "bidirectional", args.budget, run))
                 for kind, run in runs.items()}
+    scorer, fusion = (language_model(root, name, args.lm_budget) if args.lm_budget
+                      else (None, None))
     torch.set_num_threads(1)
     rows: dict[str, dict[str, float]] = {}
     for kind, run in runs.items():
@@ -125,6 +181,13 @@ def main() -> None:
         evaluation = model.evaluate(test, cache_dir=RESULTS / "speech-cache")
         rows[f"lstmkit {kind} (beam {model.config.beam_size})"] = evaluation.model
         rows[f"lstmkit {kind} (greedy)"] = evaluation["greedy"]
+        if scorer is not None and kind == "bidirectional":
+            weight = fusion_weight(model, scorer, root)
+            fused = model.evaluate(test, language_model=scorer, lm_weight=weight,
+                                   cache_dir=RESULTS / "speech-cache")
+            rows[f"lstmkit {kind} (beam {model.config.beam_size} + char LM x{weight:g})"] = (
+                fused.model)
+            fusion["weight"] = weight
         if kind == "streaming":
             stream = streamed(model, test.paths)
     sphinx = run_pocketsphinx.transcribe_manifest(_manifest_of(test))
@@ -157,7 +220,7 @@ def main() -> None:
     (RESULTS / f"{name}.json").write_text(json.dumps(
         {"rows": rows, "streaming": stream, "training": training,
          "pocketsphinx": {k: v for k, v in sphinx.items() if k != "files"},
-         "corpus": str(root), "test_recordings": len(test),
+         "corpus": str(root), "test_recordings": len(test), "language_model": fusion,
          "feature_seconds": feature_seconds}, indent=2), encoding="utf-8")
 
 

@@ -306,3 +306,29 @@ def test_auto_takes_native_for_the_plain_cell_only_where_measured_faster(monkeyp
     layer = LSTM(100, 250)
     layer(torch.randn(2, 60, 100))
     assert layer.last_backend == "native"
+
+
+def test_saturated_gates_stay_finite():
+    # gate pre-activations far below -88: exp(-z) overflows float32, which under the
+    # kernel's -ffast-math once gave NaN outputs (a speech model reached -90 in training)
+    torch.manual_seed(5)
+    layer = LSTM(I, 32, backend="native")  # whole vectors of units: the vector exp's path
+    with torch.no_grad():
+        for name, tensor in layer.named_parameters():
+            tensor.mul_(40 if "weight" in name else 0)
+    x = torch.randn(30, 4, I) * 3
+    out, (h, c) = layer(x)
+    out.sum().backward()
+    assert torch.isfinite(out).all() and torch.isfinite(c).all()
+    assert all(torch.isfinite(p.grad).all() for p in layer.parameters())
+    layer.backend = "reference"
+    expected, _ = layer(x)
+    # gates this steep turn rounding differences into visible ones: agree loosely
+    torch.testing.assert_close(out, expected, atol=5e-3, rtol=0)
+    with torch.no_grad():  # the streaming step too
+        stream = layer.streaming_step()
+        state = None
+        for t in range(x.shape[0]):
+            step_out, state = stream(x[t], state)
+        assert torch.isfinite(step_out).all()
+        torch.testing.assert_close(step_out, expected[-1], atol=5e-3, rtol=0)

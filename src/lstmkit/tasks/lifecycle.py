@@ -72,6 +72,14 @@ def check_whole(name: str, value: object, low: int) -> None:
                            f"got {value!r}")
 
 
+def check_share(name: str, value: object, below: float = 1.0) -> None:
+    """Raise naming the option of config field ``name`` unless ``value`` lies in
+    [0, ``below``) (a probability, a fraction of the data)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+            0 <= value < below):
+        raise LstmkitError(f"{option_name(name)} must lie in [0, {below:g}), got {value!r}")
+
+
 def check_lstm_variants(options: dict[str, Any]) -> None:
     """Raise naming the options that are not lstmkit.nn.LSTM variants (LSTM_VARIANTS)."""
     unknown = sorted(set(options) - set(LSTM_VARIANTS))

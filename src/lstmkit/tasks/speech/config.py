@@ -10,8 +10,8 @@ from typing import Any
 
 from lstmkit.data.audio import FeatureConfig
 from lstmkit.data.speech_corpus import ALPHABET
-from lstmkit.errors import LstmkitError, option_name
-from lstmkit.tasks.lifecycle import JsonConfig, check_lstm_variants, check_whole
+from lstmkit.errors import LstmkitError
+from lstmkit.tasks.lifecycle import JsonConfig, check_lstm_variants, check_share, check_whole
 from lstmkit.train import TrainConfig
 
 TASK = "speech"
@@ -110,13 +110,9 @@ class SpeechConfig(JsonConfig):
         for name in ("frequency_masks", "frequency_mask_width", "time_masks"):
             check_whole(name, getattr(self, name), 0)
         for name in ("dropout", "time_mask_fraction"):
-            if not 0 <= getattr(self, name) < 1:
-                raise LstmkitError(f"{option_name(name)} must lie in [0, 1), got "
-                                   f"{getattr(self, name)}")
+            check_share(name, getattr(self, name))
         for name in ("validation_fraction", "test_fraction"):
-            if not 0 <= getattr(self, name) < 0.5:
-                raise LstmkitError(f"{option_name(name)} must lie in [0, 0.5), got "
-                                   f"{getattr(self, name)}")
+            check_share(name, getattr(self, name), 0.5)
         if any(not (isinstance(s, (int, float)) and 0.5 <= s <= 2 and s != 1)
                for s in self.speeds):
             raise LstmkitError(f"--speeds must be factors between 0.5 and 2 other than 1 (the "

@@ -10,7 +10,7 @@ from typing import Any
 from lstmkit.data.tokenizers import KINDS
 from lstmkit.errors import LstmkitError, option_name
 from lstmkit.nn.attention import SCORES
-from lstmkit.tasks.lifecycle import JsonConfig, check_lstm_variants, check_whole
+from lstmkit.tasks.lifecycle import JsonConfig, check_lstm_variants, check_share, check_whole
 from lstmkit.train import TrainConfig
 
 TASK = "translation"
@@ -114,13 +114,9 @@ class TranslationConfig(JsonConfig):
         if self.vocab_size is not None:
             check_whole("vocab_size", self.vocab_size, 8)
         for name in ("validation_fraction", "test_fraction"):
-            if not 0 <= getattr(self, name) < 0.5:
-                raise LstmkitError(f"{option_name(name)} must lie in [0, 0.5), got "
-                                   f"{getattr(self, name)}")
+            check_share(name, getattr(self, name), 0.5)
         for name in ("dropout", "label_smoothing"):
-            if not 0 <= getattr(self, name) < 1:
-                raise LstmkitError(f"{option_name(name)} must lie in [0, 1), got "
-                                   f"{getattr(self, name)}")
+            check_share(name, getattr(self, name))
         for name in ("max_length_ratio", "max_output_ratio"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 1):
