@@ -324,6 +324,12 @@ def tokens_to_text(tokens: Sequence[int], alphabet: str) -> str:
     return "".join(out)
 
 
+def transcript_text(tokens: Sequence[int], alphabet: str) -> str:
+    """The words of token ids with one space between them: CTC may emit a space first,
+    last or twice, which a transcript does not have."""
+    return " ".join(word for word in tokens_to_text(tokens, alphabet).split(" ") if word)
+
+
 def text_to_tokens(text: str, alphabet: str) -> list[int]:
     """The token ids of ``text`` (character ``alphabet[k - 1]`` is id k); characters
     outside the alphabet are a user error that names them."""

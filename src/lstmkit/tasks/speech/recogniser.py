@@ -46,7 +46,7 @@ from lstmkit.tasks.speech.decoding import (
     greedy_decode,
     prefix_beam_search,
     text_to_tokens,
-    tokens_to_text,
+    transcript_text,
     word_timestamps,
 )
 from lstmkit.tasks.speech.network import SpeechNet, ctc_loss
@@ -329,7 +329,7 @@ class Recogniser(Task):
                    compute_seconds: float = 0.0) -> Transcript:
         c = self.config
         step_seconds = c.feature_config.frame_seconds * c.stack
-        return Transcript(tokens_to_text(hypothesis.tokens, c.alphabet),
+        return Transcript(transcript_text(hypothesis.tokens, c.alphabet),
                           word_timestamps(hypothesis, c.alphabet, step_seconds),
                           audio_seconds, compute_seconds)
 
@@ -396,7 +396,7 @@ class Recogniser(Task):
             if name == "greedy" and width == beam and scorer is None and "model" in texts:
                 continue
             started = time.perf_counter()
-            texts[name] = [tokens_to_text(self.decode(lp, width, scorer, lm_weight).tokens,
+            texts[name] = [transcript_text(self.decode(lp, width, scorer, lm_weight).tokens,
                                           self.config.alphabet) for lp in log_probs]
             seconds = network_seconds + time.perf_counter() - started
             rows[name] = _error_rates(speech.transcripts, texts[name])
@@ -469,7 +469,7 @@ class _TrainingHooks:
         log_probs = self.recogniser.log_probs(self.data.features)
         net.train(was_training)
         alphabet = self.recogniser.config.alphabet
-        texts = [tokens_to_text(greedy_decode(lp).tokens, alphabet) for lp in log_probs]
+        texts = [transcript_text(greedy_decode(lp).tokens, alphabet) for lp in log_probs]
         return _error_rates(self.references, texts)
 
     def validation_loss(self, model: torch.nn.Module) -> float:

@@ -25,7 +25,7 @@ from torch import Tensor
 
 from lstmkit.data.audio import StreamingLogMel, read_audio
 from lstmkit.errors import LstmkitError
-from lstmkit.tasks.speech.decoding import LanguageScorer, tokens_to_text
+from lstmkit.tasks.speech.decoding import LanguageScorer, transcript_text
 from lstmkit.tasks.speech.network import State
 
 if TYPE_CHECKING:
@@ -59,7 +59,7 @@ class SpeechStream:
     @property
     def text(self) -> str:
         """The partial transcript so far (greedy)."""
-        return tokens_to_text(self.tokens, self.recogniser.config.alphabet)
+        return transcript_text(self.tokens, self.recogniser.config.alphabet)
 
     @property
     def audio_seconds(self) -> float:
