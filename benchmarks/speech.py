@@ -81,7 +81,8 @@ def train(root: Path, bidirectional: bool, budget: float, run_dir: Path) -> dict
     seconds = time.perf_counter() - started
     print(report.summary(), f"({seconds:.0f} s)", flush=True)
     return {"seconds": seconds, "steps": report.result.steps,
-            "epochs": report.result.epochs_run, "validation": report.validation}
+            "epochs": report.result.epochs_run, "best_epoch": report.result.best_epoch,
+            "validation": report.validation}
 
 
 def trained(run_dir: Path) -> dict[str, Any]:
@@ -89,7 +90,8 @@ def trained(run_dir: Path) -> dict[str, Any]:
     model = Recogniser.load(run_dir)
     training = model.metrics["training"]
     return {"seconds": training["seconds"], "steps": training["steps"],
-            "epochs": training["best_epoch"], "validation": model.metrics["validation_greedy"]}
+            "epochs": training.get("epochs"), "best_epoch": training["best_epoch"],
+            "validation": model.metrics["validation_greedy"]}
 
 
 def language_model(root: Path, name: str, budget: float) -> tuple[Any, dict[str, Any]]:

@@ -216,6 +216,7 @@ class Recogniser(Task):
                         "training": {"steps": result.steps, "seconds": result.seconds,
                                      "hours_per_epoch": hours,
                                      "stop_reason": result.stop_reason,
+                                     "epochs": result.epochs_run,
                                      "best_epoch": result.best_epoch}}
         return report
 

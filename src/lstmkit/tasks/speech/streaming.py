@@ -49,9 +49,7 @@ class SpeechStream:
         self.state: State | None = None
         self.log_probs: list[Tensor] = []  # (U_chunk, V) per chunk
         self.tokens: list[int] = []
-        self.frames: list[int] = []
         self.previous = 0  # the last step's best token (0: blank), to merge repeats
-        self.steps = 0
         self.samples = 0
         self.compute_seconds = 0.0
         self.chunk_seconds: list[float] = []  # compute per push
@@ -116,9 +114,7 @@ class SpeechStream:
         for token in log_probs.argmax(-1).tolist():
             if token != 0 and token != self.previous:
                 self.tokens.append(token)
-                self.frames.append(self.steps)
             self.previous = token
-            self.steps += 1
 
 
 def audio_chunks(path: Path | None, raw_input: BinaryIO, sample_rate: int,
